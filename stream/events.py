@@ -1,0 +1,159 @@
+"""Wire format: decode and validate one raw Kafka message into an Event, or a Rejection.
+
+Validation follows contract section 1. Every failure becomes a `Rejection` value with a
+fixed `reason` word (never text taken from the event), so callers can count it, send it
+to the dead-letter topic and carry on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+from stream.kpi.types import CHANNELS, PRIORITIES, SURVEY_KINDS, TOPIC_OF_TYPE
+from stream.kpi.windows import to_ms
+
+MAX_ID_LENGTH: Final = 128
+MAX_FUTURE_MS: Final = 300_000
+SCORE_RANGE: Final[dict[str, tuple[int, int]]] = {"csat": (1, 5), "nps": (0, 10)}
+
+# Every reason word the decoder can give; `cs_events_rejected_total{reason}` uses these.
+REASONS: Final[tuple[str, ...]] = (
+    "invalid_json",
+    "not_object",
+    "missing_field",
+    "invalid_field",
+    "invalid_timestamp",
+    "unknown_type",
+    "type_mismatch",
+    "key_mismatch",
+    "future_timestamp",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None."""
+
+    event_id: str
+    type: str
+    ticket_id: str
+    occurred_at: int
+    queue: str | None = None
+    channel: str | None = None
+    priority: str | None = None
+    agent_id: str | None = None
+    survey: str | None = None
+    score: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event was refused: a fixed `reason` word and a short detail for logs."""
+
+    reason: str
+    detail: str
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rejection = Rejection(reason, detail)
+
+
+def decode(
+    raw: bytes, now_ms: int, topic: str | None = None, key: bytes | None = None
+) -> Event | Rejection:
+    """Decode one message value; `topic` and `key` are checked when given."""
+    try:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _Invalid("invalid_json", "value is not valid UTF-8 JSON") from exc
+        return _validate(obj, now_ms, topic, key)
+    except _Invalid as invalid:
+        return invalid.rejection
+
+
+def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Event:
+    if not isinstance(obj, dict):
+        raise _Invalid("not_object", "value is not a JSON object")
+    event_type = _field(obj, "type", str)
+    if event_type not in TOPIC_OF_TYPE:
+        raise _Invalid("unknown_type", "unknown event type")
+    if topic is not None and TOPIC_OF_TYPE[event_type] != topic:
+        raise _Invalid("type_mismatch", f"type {event_type} does not belong on this topic")
+    event_id = _identifier(obj, "event_id")
+    ticket_id = _identifier(obj, "ticket_id")
+    if key is not None and key != ticket_id.encode():
+        raise _Invalid("key_mismatch", "message key differs from ticket_id")
+    occurred_at = parse_occurred_at(obj.get("occurred_at", _MISSING))
+    if occurred_at > now_ms + MAX_FUTURE_MS:
+        raise _Invalid("future_timestamp", "occurred_at is more than 300 s ahead of the clock")
+    if event_type == "ticket.opened":
+        return Event(
+            event_id,
+            event_type,
+            ticket_id,
+            occurred_at,
+            queue=_identifier(obj, "queue"),
+            channel=_choice(obj, "channel", CHANNELS),
+            priority=_choice(obj, "priority", PRIORITIES),
+        )
+    if event_type == "survey.responded":
+        survey = _choice(obj, "survey", SURVEY_KINDS)
+        score = _field(obj, "score", int)
+        low, high = SCORE_RANGE[survey]
+        if isinstance(score, bool) or not low <= score <= high:
+            raise _Invalid("invalid_field", f"score out of range {low}..{high} for {survey}")
+        return Event(event_id, event_type, ticket_id, occurred_at, survey=survey, score=score)
+    agent_id = _identifier(obj, "agent_id") if obj.get("agent_id") is not None else None
+    return Event(event_id, event_type, ticket_id, occurred_at, agent_id=agent_id)
+
+
+_MISSING: Final = object()
+
+
+def _field(obj: dict[str, Any], name: str, kind: type) -> Any:
+    value = obj.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        raise _Invalid("missing_field", f"missing field {name}")
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Invalid("invalid_field", f"field {name} must be a {kind.__name__}")
+    return value
+
+
+def _identifier(obj: dict[str, Any], name: str) -> str:
+    value: str = _field(obj, name, str)
+    if not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise _Invalid("invalid_field", f"field {name} must be 1..{MAX_ID_LENGTH} characters")
+    return value
+
+
+def _choice(obj: dict[str, Any], name: str, allowed: frozenset[str] | tuple[str, ...]) -> str:
+    value: str = _field(obj, name, str)
+    if value not in allowed:
+        raise _Invalid("invalid_field", f"field {name} is not one of {sorted(allowed)}")
+    return value
+
+
+def parse_occurred_at(value: object) -> int:
+    """Epoch ms from an RFC 3339 string with an offset, or from an integer of epoch ms."""
+    if value is _MISSING or value is None:
+        raise _Invalid("missing_field", "missing field occurred_at")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < 253_402_300_800_000:  # year 10000
+            raise _Invalid("invalid_timestamp", "epoch milliseconds out of range")
+        return value
+    if not isinstance(value, str) or len(value) > 64 or len(value) < 16 or value[10] not in "Tt ":
+        raise _Invalid("invalid_timestamp", "occurred_at must be RFC 3339 or epoch ms")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _Invalid("invalid_timestamp", "occurred_at is not RFC 3339") from exc
+    if moment.tzinfo is None:
+        raise _Invalid("invalid_timestamp", "occurred_at has no UTC offset")
+    return to_ms(moment)

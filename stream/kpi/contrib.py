@@ -1,0 +1,136 @@
+"""A ticket's contribution to the minute buckets, as slot increments of a flat counter cell.
+
+A cell is a list of integers; `Layout` names the position of each counter. Keeping sums in
+integer milliseconds makes "remove the old contribution, add the new one" exact: nothing
+can drift however often a ticket changes.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from stream.kpi.sla import SlaPolicy
+from stream.kpi.ticket import Ticket
+from stream.kpi.types import UNKNOWN_DIMS, Dims
+from stream.kpi.windows import bucket
+
+# Histogram bounds (seconds) of contract section 5: from "answered within a minute" up to
+# the longest default targets; every configured target is added so SLA lines are exact.
+FIRST_RESPONSE_BOUNDS_S: Final = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
+RESOLUTION_BOUNDS_S: Final = (900, 3600, 14400, 28800, 86400, 172800, 259200, 604800)
+
+CSAT_SATISFIED_FROM: Final = 4
+NPS_PROMOTER_FROM: Final = 9
+NPS_PASSIVE_FROM: Final = 7
+
+
+class Layout:
+    """Slot positions of the counters in a cell, given the histogram bounds in ms."""
+
+    OPENED: Final = 0
+    FRT_COUNT: Final = 1
+    FRT_SUM_MS: Final = 2
+    FRT_BREACHES: Final = 3
+    RES_COUNT: Final = 4
+    RES_SUM_MS: Final = 5
+    RES_BREACHES: Final = 6
+    CSAT_COUNT: Final = 7
+    CSAT_SATISFIED: Final = 8
+    NPS: Final = 9  # three slots: promoter, passive, detractor
+
+    def __init__(self, policy: SlaPolicy) -> None:
+        self.frt_bounds_ms = _bounds(FIRST_RESPONSE_BOUNDS_S, policy.first_response_ms.values())
+        self.res_bounds_ms = _bounds(RESOLUTION_BOUNDS_S, policy.resolution_ms.values())
+        self.frt_hist = 12
+        self.res_hist = self.frt_hist + len(self.frt_bounds_ms) + 1
+        self.size = self.res_hist + len(self.res_bounds_ms) + 1
+
+    def zeros(self) -> list[int]:
+        """An empty cell."""
+        return [0] * self.size
+
+
+def _bounds(defaults_s: tuple[int, ...], targets_ms: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted({s * 1000 for s in defaults_s} | set(targets_ms)))
+
+
+Increments = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one ticket adds: slot increments per minute bucket, and its live state."""
+
+    dims: Dims
+    parts: tuple[tuple[int, Increments], ...]
+    open: bool
+    awaiting_since: int | None
+
+
+def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
+    """The contribution of `ticket` under `policy`, or None when it adds nothing."""
+    opened = ticket.opened
+    parts: list[tuple[int, Increments]] = []
+    if opened is not None:
+        dims: Dims = (opened.queue, opened.channel, opened.priority)
+        parts.append((bucket(opened.at), ((Layout.OPENED, 1),)))
+        if ticket.first_reply_at is not None:
+            frt = max(0, ticket.first_reply_at - opened.at)
+            breached = policy.first_response_breached(opened.priority, frt)
+            hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
+            parts.append(
+                (
+                    bucket(ticket.first_reply_at),
+                    (
+                        (Layout.FRT_COUNT, 1),
+                        (Layout.FRT_SUM_MS, frt),
+                        (Layout.FRT_BREACHES, int(breached)),
+                        (hist, 1),
+                    ),
+                )
+            )
+        if ticket.resolved_at is not None:
+            resolution = max(0, ticket.resolved_at - opened.at)
+            breached = policy.resolution_breached(opened.priority, resolution)
+            hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
+            parts.append(
+                (
+                    bucket(ticket.resolved_at),
+                    (
+                        (Layout.RES_COUNT, 1),
+                        (Layout.RES_SUM_MS, resolution),
+                        (Layout.RES_BREACHES, int(breached)),
+                        (hist, 1),
+                    ),
+                )
+            )
+    else:
+        dims = UNKNOWN_DIMS
+    if ticket.csat is not None:
+        satisfied = int(ticket.csat.score >= CSAT_SATISFIED_FROM)
+        parts.append(
+            (
+                bucket(ticket.csat.at),
+                (
+                    (Layout.CSAT_COUNT, 1),
+                    (Layout.CSAT_SATISFIED, satisfied),
+                ),
+            )
+        )
+    if ticket.nps is not None:
+        parts.append((bucket(ticket.nps.at), ((Layout.NPS + nps_category(ticket.nps.score), 1),)))
+    if not parts:
+        return None
+    is_open = opened is not None and ticket.resolved_at is None
+    awaiting = opened.at if is_open and opened and ticket.first_reply_at is None else None
+    return Contribution(dims, tuple(parts), is_open, awaiting)
+
+
+def nps_category(score: int) -> int:
+    """0 promoter (9..10), 1 passive (7..8), 2 detractor (0..6): offsets into Layout.NPS."""
+    if score >= NPS_PROMOTER_FROM:
+        return 0
+    return 1 if score >= NPS_PASSIVE_FROM else 2

@@ -1,0 +1,152 @@
+"""The in-memory KPI index of one partition: minute cells, sliding window totals, live SLA.
+
+Tickets feed it their contribution (old one out, new one in); it never counts anything
+twice, so it can always be rebuilt from the ticket records and come out identical.
+Window totals slide incrementally as the clock moves, which keeps a scrape O(label sets).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from zoneinfo import ZoneInfo
+
+from stream.kpi.contrib import Contribution, Layout
+from stream.kpi.sla import SlaPolicy
+from stream.kpi.snapshot import Live, Snapshot
+from stream.kpi.types import Dims
+from stream.kpi.windows import RETAIN_BUCKETS, WINDOWS, bucket, window_buckets
+
+Cells = dict[Dims, list[int]]
+
+
+class KpiIndex:
+    """Aggregates of the tickets of one partition."""
+
+    def __init__(self, policy: SlaPolicy, layout: Layout, tz: ZoneInfo) -> None:
+        self.policy = policy
+        self.layout = layout
+        self.tz = tz
+        self.cells: dict[int, Cells] = {}
+        self.totals: dict[str, Cells] = {w: {} for w in WINDOWS}
+        self.ranges: dict[str, tuple[int, int]] | None = None
+        self.horizon: int | None = None  # oldest bucket kept
+        self.open: dict[Dims, int] = {}
+        self.awaiting: dict[Dims, list[int]] = {}  # sorted opened_at of unanswered tickets
+
+    def update(self, old: Contribution | None, new: Contribution | None) -> None:
+        """Replace a ticket's old contribution with its new one."""
+        if old == new:
+            return
+        if old is not None:
+            self._apply(old, -1)
+        if new is not None:
+            self._apply(new, 1)
+
+    def snapshot(self, now_ms: int) -> Snapshot:
+        """Window totals and live SLA state at `now_ms` (which should not go backwards)."""
+        self.advance(now_ms)
+        seen: set[Dims] = set()
+        for cells in self.cells.values():
+            seen.update(cells)
+        snap = Snapshot(now_ms)
+        for name, totals in self.totals.items():
+            snap.windows[name] = {d: list(totals.get(d) or self.layout.zeros()) for d in seen}
+        for dims in seen | self.open.keys():
+            snap.live[dims] = self._live(dims, now_ms)
+        return snap
+
+    def advance(self, now_ms: int) -> None:
+        """Move the windows to `now_ms`: drop expired buckets, slide every window total."""
+        horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
+        if self.horizon is None or horizon > self.horizon:
+            for stale in [b for b in self.cells if b < horizon]:
+                del self.cells[stale]
+        self.horizon = horizon
+        ranges = window_buckets(now_ms, self.tz)
+        previous, self.ranges = self.ranges, ranges
+        for name, (first, last) in ranges.items():
+            if previous is None or previous[name][0] > first or previous[name][1] > last:
+                self.totals[name] = self._sum_buckets(range(first, last + 1))
+                continue
+            old_first, old_last = previous[name]
+            if (old_first, old_last) == (first, last):
+                continue
+            if old_last < first:  # no overlap: cheaper to start again
+                self.totals[name] = self._sum_buckets(range(first, last + 1))
+                continue
+            totals = self.totals[name]
+            for b in range(old_first, first):
+                self._add_bucket(totals, b, -1)
+            for b in range(old_last + 1, last + 1):
+                self._add_bucket(totals, b, 1)
+
+    def _sum_buckets(self, buckets: range) -> Cells:
+        totals: Cells = {}
+        for b in buckets:
+            self._add_bucket(totals, b, 1)
+        return totals
+
+    def _add_bucket(self, totals: Cells, b: int, sign: int) -> None:
+        for dims, cell in self.cells.get(b, {}).items():
+            current = totals.get(dims)
+            if current is None:
+                totals[dims] = [sign * v for v in cell]
+            else:
+                summed = [a + sign * v for a, v in zip(current, cell, strict=True)]
+                if any(summed):
+                    totals[dims] = summed
+                else:
+                    del totals[dims]
+
+    def _apply(self, contribution: Contribution, sign: int) -> None:
+        dims = contribution.dims
+        for b, increments in contribution.parts:
+            if self.horizon is not None and b < self.horizon:
+                continue
+            self._increment(self.cells.setdefault(b, {}), dims, increments, sign)
+            if not self.cells[b]:
+                del self.cells[b]
+            if self.ranges is not None:
+                for name, (first, last) in self.ranges.items():
+                    if first <= b <= last:
+                        self._increment(self.totals[name], dims, increments, sign)
+        if contribution.open:
+            count = self.open.get(dims, 0) + sign
+            if count:
+                self.open[dims] = count
+            else:
+                del self.open[dims]
+        if contribution.awaiting_since is not None:
+            waiting = self.awaiting.setdefault(dims, [])
+            if sign > 0:
+                insort(waiting, contribution.awaiting_since)
+            else:
+                del waiting[bisect_left(waiting, contribution.awaiting_since)]
+                if not waiting:
+                    del self.awaiting[dims]
+
+    def _increment(
+        self, cells: Cells, dims: Dims, increments: tuple[tuple[int, int], ...], sign: int
+    ) -> None:
+        cell = cells.get(dims)
+        if cell is None:
+            cell = cells[dims] = self.layout.zeros()
+        for slot, amount in increments:
+            cell[slot] += sign * amount
+        if sign < 0 and not any(cell):
+            del cells[dims]
+
+    def _live(self, dims: Dims, now_ms: int) -> Live:
+        waiting = self.awaiting.get(dims, [])
+        if not waiting:
+            return Live(open=self.open.get(dims, 0))
+        breached_before, at_risk_from = self.policy.awaiting_thresholds(dims[2], now_ms)
+        breached = bisect_left(waiting, breached_before)
+        at_risk = bisect_right(waiting, at_risk_from) - breached
+        return Live(
+            open=self.open.get(dims, 0),
+            ok=len(waiting) - breached - at_risk,
+            at_risk=at_risk,
+            breached=breached,
+            oldest_awaiting=waiting[0],
+        )
