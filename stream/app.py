@@ -1,0 +1,211 @@
+"""The one Faust app: topics, the ticket table, the agent, and the rebalance hooks.
+
+All decisions live in `Processor` (pure); this module only wires it to Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2
+from faust.serializers import codecs
+from faust.types import TP, StreamT
+
+from stream.config import Settings
+from stream.kpi import ticket as ticket_codec
+from stream.kpi.ticket import Ticket
+from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS
+from stream.processor import Processor
+
+log = logging.getLogger(__name__)
+
+TICKET_TABLE = "tickets"
+SWEEP_INTERVAL_S = 60.0
+
+
+class TicketCodec(codecs.Codec):
+    """Changelog/store serialisation of ticket records (compact JSON)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return ticket_codec.dumps(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return ticket_codec.loads(s)
+
+
+class Utf8Codec(codecs.Codec):
+    """Table keys as text; the bytes equal the message key, so partitions line up."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return str(obj).encode()
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode()
+
+
+codecs.register("kpi-ticket", TicketCodec())
+codecs.register("kpi-utf8", Utf8Codec())
+
+
+def key_partition(ticket_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a ticket id."""
+    digest: int = murmur2(ticket_id.encode())
+    return (digest & 0x7FFFFFFF) % partitions
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+        if settings.ssl_certfile:
+            context.load_cert_chain(
+                str(settings.ssl_certfile),
+                str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=settings.sasl_password,
+        ssl_context=context,
+        mechanism=settings.sasl_mechanism,
+    )
+
+
+class KpiApp:
+    """The Faust app of a worker, with its processor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.processor = Processor(settings.kpi, settings.timezone)
+        self.recovered = False
+        self.positions: dict[TP, int] = {}  # next offset to process, per input partition
+        prefix = settings.topic_prefix
+        self.input_topics = tuple(prefix + t for t in INPUT_TOPICS)
+        self.app = faust.App(
+            settings.app_id,
+            broker=settings.broker,
+            broker_credentials=_credentials(settings),
+            store=settings.store,
+            datadir=str(settings.data_dir),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            web_enabled=False,
+            canonical_url=settings.web_url,
+            consumer_auto_offset_reset="earliest",
+            table_standby_replicas=settings.standby_replicas,
+            stream_wait_empty=False,
+        )
+        self.source = self.app.topic(
+            *self.input_topics,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        self.dlq = self.app.topic(
+            prefix + DLQ_TOPIC,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        self.tickets = self.app.Table(
+            TICKET_TABLE,
+            partitions=settings.partitions,
+            schema=faust.Schema(key_serializer="kpi-utf8", value_serializer="kpi-ticket"),
+            on_recover=self._on_recovered,
+        )
+        self.app.agent(self.source, name="kpi-events", concurrency=1)(self._process)
+        self.app.timer(SWEEP_INTERVAL_S)(self._sweep_expired)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+
+    async def _process(self, stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = self.processor.handle(
+                self.tickets,
+                message.topic,
+                message.partition,
+                message.key,
+                message.value,
+                _now_ms(),
+            )
+            self.positions[message.tp] = message.offset + 1
+            if outcome.rejection is not None:
+                rejection = outcome.rejection
+                await self.dlq.send(
+                    key=message.key,
+                    value=message.value,
+                    headers={
+                        "kpi-reason": rejection.reason.encode(),
+                        "kpi-detail": rejection.detail.encode(),
+                        "kpi-topic": message.topic.encode(),
+                        "kpi-partition": str(message.partition).encode(),
+                        "kpi-offset": str(message.offset).encode(),
+                    },
+                )
+
+    async def _on_recovered(self) -> None:
+        """After table recovery: index newly owned partitions, drop the rest."""
+        owned = {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in self.input_topics
+        }
+        self.processor.revoke(set(self.processor.indexes) - owned)
+        new = owned - set(self.processor.indexes)
+        started = time.monotonic()
+        partitions = self.settings.partitions
+        self.processor.assign(
+            new, ((key_partition(tid, partitions), t) for tid, t in self.tickets.data.items())
+        )
+        self.recovered = True
+        log.info("indexed partitions %s in %.2f s", sorted(new), time.monotonic() - started)
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Signal handler (sender, revoked): stop exporting revoked partitions at once."""
+        revoked: set[TP] = args[0]
+        self.recovered = False
+        self.processor.revoke({tp.partition for tp in revoked if tp.topic in self.input_topics})
+        for tp in revoked:
+            self.positions.pop(tp, None)
+
+    async def _sweep_expired(self) -> None:
+        """Delete tickets past retention from the table (a tombstone each) and the index."""
+        partitions = self.settings.partitions
+        now = _now_ms()
+        owned = set(self.processor.indexes)
+        mine = (
+            (tid, t)
+            for tid, t in list(self.tickets.data.items())
+            if key_partition(tid, partitions) in owned
+        )
+        for ticket_id in self.processor.expired(mine, now):
+            ticket: Ticket = self.tickets.data[ticket_id]
+            self.processor.forget(key_partition(ticket_id, partitions), ticket)
+            del self.tickets[ticket_id]
+
+    def lag(self) -> dict[TP, int]:
+        """Messages not yet processed, per owned input partition."""
+        consumer = self.app.consumer
+        result = {}
+        for tp in consumer.assignment():
+            if tp.topic not in self.input_topics:
+                continue
+            highwater = consumer.highwater(tp)
+            position = self.positions.get(tp)
+            if highwater is not None and position is not None:
+                result[tp] = max(0, highwater - position)
+        return result
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
