@@ -8,14 +8,17 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+import weakref
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
-from faust.types import TP, StreamT
+from faust.types import TP
 
 from stream.config import Settings
+from stream.events import Rejection
 from stream.kpi import ticket as ticket_codec
 from stream.kpi.ticket import Ticket
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 TICKET_TABLE = "tickets"
 SWEEP_INTERVAL_S = 60.0
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.05
 
 
 class TicketCodec(codecs.Codec):
@@ -103,7 +108,14 @@ class KpiApp:
             canonical_url=settings.web_url,
             consumer_auto_offset_reset="earliest",
             table_standby_replicas=settings.standby_replicas,
-            stream_wait_empty=False,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=settings.session_timeout_s / 10,
+            stream_recovery_delay=0.0,
+            # Changelog and DLQ records are batched for up to 100 ms (1 MB) instead of a
+            # produce request each, by far the largest per-event cost otherwise. Live
+            # numbers do not wait for it: the index is updated in memory first.
+            producer_linger=0.1,
+            producer_max_batch_size=1_048_576,
         )
         self.source = self.app.topic(
             *self.input_topics,
@@ -120,38 +132,62 @@ class KpiApp:
         self.tickets = self.app.Table(
             TICKET_TABLE,
             partitions=settings.partitions,
-            schema=faust.Schema(key_serializer="kpi-utf8", value_serializer="kpi-ticket"),
             on_recover=self._on_recovered,
         )
+        # Faust derives a table's serializers from its types (JSON by default): set ours,
+        # then rebuild the changelog topic so that writes and recovery both use them.
+        self.tickets.key_serializer = "kpi-utf8"
+        self.tickets.value_serializer = "kpi-ticket"
+        self.tickets.changelog_topic = self.tickets._new_changelog_topic()
         self.app.agent(self.source, name="kpi-events", concurrency=1)(self._process)
         self.app.timer(SWEEP_INTERVAL_S)(self._sweep_expired)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
-    async def _process(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            outcome = self.processor.handle(
-                self.tickets,
-                message.topic,
-                message.partition,
-                message.key,
-                message.value,
-                _now_ms(),
-            )
-            self.positions[message.tp] = message.offset + 1
-            if outcome.rejection is not None:
-                rejection = outcome.rejection
-                await self.dlq.send(
-                    key=message.key,
-                    value=message.value,
-                    headers={
-                        "kpi-reason": rejection.reason.encode(),
-                        "kpi-detail": rejection.detail.encode(),
-                        "kpi-topic": message.topic.encode(),
-                        "kpi-partition": str(message.partition).encode(),
-                        "kpi-offset": str(message.offset).encode(),
-                    },
+    async def _process(self, stream: Any) -> None:
+        """Apply events in batches; one changelog record per changed ticket per batch.
+
+        `take_events` acks a batch only after this loop body has run, and Faust flushes
+        the producer before it commits offsets, so every changelog and dead-letter record
+        of a batch is written before its offsets are: at-least-once, and the merge makes
+        replays harmless.
+        """
+        tickets = self.tickets.data
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            changed: dict[str, int] = {}
+            now = _now_ms()
+            for event in batch:
+                message = event.message
+                _set_current_event(event)  # the RocksDB store picks its partition DB by it
+                outcome = self.processor.handle(
+                    tickets,
+                    message.topic.removeprefix(self.settings.topic_prefix),
+                    message.partition,
+                    message.key,
+                    message.value,
+                    now,
                 )
+                self.positions[message.tp] = message.offset + 1
+                if outcome.ticket_id is not None:
+                    changed[outcome.ticket_id] = message.partition
+                elif outcome.rejection is not None:
+                    await self._dead_letter(message, outcome.rejection)
+            for ticket_id, partition in changed.items():
+                self.tickets.send_changelog(partition, ticket_id, tickets[ticket_id])
+
+    async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
+        """The original bytes, with why and where from in the headers."""
+        await self.dlq.send(
+            key=message.key,
+            value=message.value,
+            partition=message.partition,
+            headers={
+                "kpi-reason": rejection.reason.encode(),
+                "kpi-detail": rejection.detail.encode(),
+                "kpi-topic": message.topic.encode(),
+                "kpi-partition": str(message.partition).encode(),
+                "kpi-offset": str(message.offset).encode(),
+            },
+        )
 
     async def _on_recovered(self) -> None:
         """After table recovery: index newly owned partitions, drop the rest."""
@@ -205,6 +241,10 @@ class KpiApp:
             if highwater is not None and position is not None:
                 result[tp] = max(0, highwater - position)
         return result
+
+
+def _set_current_event(event: Any) -> None:
+    faust_streams._current_event.set(weakref.ref(event))
 
 
 def _now_ms() -> int:

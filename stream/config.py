@@ -172,6 +172,7 @@ class Settings:
     topic_prefix: str = ""
     replication_factor: int = 1
     standby_replicas: int = 1
+    session_timeout_s: int = 30
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -241,6 +242,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         topic_prefix=text("KPI_TOPIC_PREFIX") or "",
         replication_factor=number("KPI_REPLICATION_FACTOR", 1, 1, 10),
         standby_replicas=number("KPI_STANDBY_REPLICAS", 1, 0, 10),
+        session_timeout_s=number("KPI_KAFKA_SESSION_TIMEOUT_S", 30, 6, 300),
         security_protocol=choice("KPI_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS),
         sasl_mechanism=choice("KPI_KAFKA_SASL_MECHANISM", "PLAIN", SASL_MECHANISMS),
         sasl_username=text("KPI_KAFKA_SASL_USERNAME"),

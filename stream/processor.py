@@ -22,14 +22,17 @@ from stream.kpi.ticket import Ticket, merge
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one message: accepted, duplicate, or rejected (with a reason)."""
+    """What happened to one message: accepted, duplicate, or rejected (with a reason).
+
+    `ticket_id` is set when the ticket record changed and must be written back.
+    """
 
     kind: str
     rejection: Rejection | None = None
+    ticket_id: str | None = None
 
 
-ACCEPTED = Outcome("accepted")
-DUPLICATE = Outcome("duplicate")
+UNCHANGED = {True: Outcome("duplicate"), False: Outcome("accepted")}
 
 
 class Processor:
@@ -63,16 +66,17 @@ class Processor:
             return Outcome("rejected", event)
         old = tickets.get(event.ticket_id)
         new, duplicate = merge(old, event)
-        if new is not old:
-            tickets[event.ticket_id] = new
-            index = self.indexes.get(partition)
-            if index is not None:
-                index.update(self.contribution(old), self.contribution(new))
+        kind = "duplicate" if duplicate else "accepted"
+        self.events[topic, kind] += 1
         if self.last_event_occurred_ms is None or event.occurred_at > self.last_event_occurred_ms:
             self.last_event_occurred_ms = event.occurred_at
-        outcome = DUPLICATE if duplicate else ACCEPTED
-        self.events[topic, outcome.kind] += 1
-        return outcome
+        if new is old:
+            return UNCHANGED[duplicate]
+        tickets[event.ticket_id] = new
+        index = self.indexes.get(partition)
+        if index is not None:
+            index.update(self.contribution(old), self.contribution(new))
+        return Outcome(kind, ticket_id=event.ticket_id)
 
     def contribution(self, ticket: Ticket | None) -> Contribution | None:
         """A ticket's contribution under this worker's policy (None for no ticket)."""

@@ -118,21 +118,20 @@ class HealthCollector:
     def collect(self) -> Iterator[Metric]:
         processor = self.kpi.processor
         prefix = self.kpi.settings.topic_prefix
-        topics = [prefix + t for t in INPUT_TOPICS]
         events = CounterMetricFamily(
             "cs_events", "Events consumed, by outcome", labels=["topic", "outcome"]
         )
-        for topic in topics:
+        for topic in INPUT_TOPICS:
             for outcome in ("accepted", "duplicate", "rejected"):
-                events.add_metric([topic, outcome], processor.events[topic, outcome])
+                events.add_metric([prefix + topic, outcome], processor.events[topic, outcome])
         rejected = CounterMetricFamily(
             "cs_events_rejected",
             "Events sent to the dead-letter topic, by reason",
             labels=["topic", "reason"],
         )
-        for topic in topics:
+        for topic in INPUT_TOPICS:
             for reason in REASONS:
-                rejected.add_metric([topic, reason], processor.rejections[topic, reason])
+                rejected.add_metric([prefix + topic, reason], processor.rejections[topic, reason])
         yield from (events, rejected)
         last = GaugeMetricFamily(
             "cs_last_event_occurred_timestamp_seconds", "Largest occurred_at of the accepted events"
