@@ -1,0 +1,368 @@
+/* kpi-stream wallboard: polls /api/kpis every second and shows it.
+   Data is written with textContent / createElement only, never as markup. */
+(() => {
+  "use strict";
+
+  const API_URL = "/api/kpis";
+  const POLL_INTERVAL_MS = 1000;
+  const FETCH_TIMEOUT_MS = 1500;
+  const TICK_MS = 250;
+  const STALE_NO_ANSWER_MS = 5000;
+  const STALE_AS_OF_AGE_MS = 10000;
+  const WINDOWS = ["15m", "1h", "today"];
+  const DEFAULT_WINDOW = "1h";
+  const AWAITING_STATES = ["ok", "at_risk", "breached"];
+  const KPI_FORMATS = {
+    first_response_time_average_seconds: formatDuration,
+    first_response_sla_attainment_ratio: formatPercent,
+    resolution_time_average_seconds: formatDuration,
+    resolution_sla_attainment_ratio: formatPercent,
+    csat_ratio: formatPercent,
+    nps_score: formatSigned,
+  };
+  const QUEUE_COLUMNS = [
+    "first_response_time_average_seconds",
+    "first_response_sla_attainment_ratio",
+    "resolution_time_average_seconds",
+    "csat_ratio",
+    "nps_score",
+  ];
+  const BASIS_LABELS = {
+    first_responses: "replies",
+    resolutions: "resolved",
+    csat_responses: "responses",
+    nps_responses: "responses",
+  };
+  const DASH = "\u2014";
+  const MINUS = "\u2212";
+
+  const state = {
+    data: null, // last good /api/kpis body
+    receivedAt: 0, // performance.now() when it arrived
+    lastAnswerAt: performance.now(), // last good answer, or page start
+    lastAnswerWall: new Date(),
+    window: windowFromHash(),
+  };
+
+  const $ = (selector) => document.querySelector(selector);
+  const $$ = (selector) => Array.from(document.querySelectorAll(selector));
+
+  // ---- formatting -------------------------------------------------------
+  // Formatters return [number, unit] parts; units are drawn smaller.
+
+  function formatDuration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return [[s, "s"]];
+    if (s < 3600) return [[Math.floor(s / 60), "m"], [s % 60, "s"]];
+    if (s < 86400) return [[Math.floor(s / 3600), "h"], [Math.floor((s % 3600) / 60), "m"]];
+    return [[Math.floor(s / 86400), "d"], [Math.floor((s % 86400) / 3600), "h"]];
+  }
+
+  /** Truncated (not rounded) to one decimal, so 100.0% means no breach at all. */
+  function formatPercent(ratio) {
+    return [[(Math.floor(ratio * 1000 + 1e-6) / 10).toFixed(1), "%"]];
+  }
+
+  function formatSigned(score) {
+    const n = Math.round(score);
+    if (n > 0) return [["+" + n, ""]];
+    if (n < 0) return [[MINUS + -n, ""]];
+    return [["0", ""]];
+  }
+
+  const pad2 = (n) => String(n).padStart(2, "0");
+
+  /** Age as a ticking clock: 1:02:03, or 2d 01:02:03. */
+  function formatAge(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const days = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const clock = `${pad2(Math.floor((s % 3600) / 60))}:${pad2(s % 60)}`;
+    return days > 0 ? `${days}d ${pad2(h)}:${clock}` : `${h}:${clock}`;
+  }
+
+  const clockFormats = new Map();
+
+  /** HH:MM:SS in the worker's time zone (falls back to the browser's). */
+  function formatClock(date, timeZone) {
+    const key = timeZone || "";
+    if (!clockFormats.has(key)) {
+      const options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+      let format;
+      try {
+        format = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: timeZone || undefined });
+      } catch {
+        format = new Intl.DateTimeFormat("en-GB", options);
+      }
+      clockFormats.set(key, format);
+    }
+    return clockFormats.get(key).format(date);
+  }
+
+  function colorFor(key, value, thresholds) {
+    const t = thresholds ? thresholds[key] : undefined;
+    if (typeof value !== "number" || !t) return "none";
+    if (t.direction === "lower_is_better") {
+      if (value <= t.green) return "green";
+      return value <= t.amber ? "amber" : "red";
+    }
+    if (value >= t.green) return "green";
+    return value >= t.amber ? "amber" : "red";
+  }
+
+  // ---- DOM helpers --------------------------------------------------------
+
+  function rawValue(value) {
+    return typeof value === "number" ? String(value) : "null";
+  }
+
+  /** Fill el with the formatted value: big numbers, small units. */
+  function showValue(el, value, format) {
+    const parts = typeof value === "number" ? format(value) : [[DASH, ""]];
+    const nodes = [];
+    parts.forEach(([number, unit], i) => {
+      if (i > 0) nodes.push(document.createTextNode(" "));
+      nodes.push(document.createTextNode(String(number)));
+      if (unit) {
+        const small = document.createElement("span");
+        small.className = "unit";
+        small.textContent = unit;
+        nodes.push(small);
+      }
+    });
+    el.replaceChildren(...nodes);
+    el.dataset.value = rawValue(value);
+  }
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  }
+
+  // ---- rendering --------------------------------------------------------
+
+  function render() {
+    const data = state.data;
+    if (!data) return;
+    const windows = data.windows || {};
+    const win = windows[state.window] || {};
+    const overall = win.overall || {};
+    const live = data.live || {};
+
+    for (const [key, format] of Object.entries(KPI_FORMATS)) {
+      const el = $(`[data-kpi="${key}"]`);
+      const value = overall[key];
+      const color = colorFor(key, value, data.thresholds);
+      showValue(el, value, format);
+      el.dataset.color = color;
+      el.closest(".tile").dataset.color = color;
+    }
+    for (const el of $$("[data-basis]")) {
+      const n = overall[el.dataset.basis];
+      el.textContent = typeof n === "number" ? `${n} ${BASIS_LABELS[el.dataset.basis]}` : "";
+    }
+
+    const awaiting = live.awaiting || {};
+    for (const sla of AWAITING_STATES) {
+      const el = $(`[data-awaiting="${sla}"]`);
+      const n = awaiting[sla];
+      el.textContent = typeof n === "number" ? String(n) : DASH;
+      el.dataset.value = rawValue(n);
+      el.closest(".count").classList.toggle("active", n > 0);
+    }
+    const openCount = $('[data-testid="open-count"]');
+    openCount.textContent = typeof live.open === "number" ? `${live.open} open` : "";
+    openCount.dataset.value = rawValue(live.open);
+    $('[data-testid="oldest-age"]').dataset.value = rawValue(live.oldest_awaiting_age_seconds);
+    showOldestAge();
+
+    const asOf = $('[data-testid="as-of"]');
+    const asOfDate = new Date(data.as_of);
+    asOf.textContent = Number.isNaN(asOfDate.getTime())
+      ? DASH
+      : formatClock(asOfDate, data.timezone);
+    asOf.dataset.value = String(data.as_of);
+    asOf.setAttribute("datetime", String(data.as_of));
+    $('[data-testid="timezone"]').textContent = data.timezone ? String(data.timezone) : "";
+
+    const partial = $('[data-testid="partial-banner"]');
+    const parts = data.partitions || {};
+    partial.hidden = data.complete !== false;
+    partial.textContent = data.complete === false
+      ? `Partial data: ${parts.covered} of ${parts.total} partitions`
+      : "";
+
+    renderQueues(win.queues || [], live.queues || [], data.thresholds);
+  }
+
+  /** One row per queue, window KPIs joined with live awaiting counts. */
+  function renderQueues(kpiRows, liveRows, thresholds) {
+    const byName = new Map();
+    const entry = (name) => {
+      if (!byName.has(name)) byName.set(name, { name, kpis: {}, awaiting: {} });
+      return byName.get(name);
+    };
+    for (const q of kpiRows) entry(String(q.queue)).kpis = q;
+    for (const q of liveRows) entry(String(q.queue)).awaiting = q.awaiting || {};
+
+    const breached = (q) => q.awaiting.breached || 0;
+    const rows = Array.from(byName.values()).sort((a, b) => {
+      if (breached(a) !== breached(b)) return breached(b) - breached(a);
+      if (a.name === b.name) return 0;
+      return a.name < b.name ? -1 : 1;
+    });
+
+    const trs = rows.map((q) => {
+      const tr = document.createElement("tr");
+      tr.dataset.queue = q.name;
+      const name = cell(q.name, "q-name");
+      name.title = q.name;
+      tr.append(name);
+      for (const key of QUEUE_COLUMNS) {
+        const value = q.kpis[key];
+        const td = cell("");
+        showValue(td, value, KPI_FORMATS[key]);
+        td.dataset.col = key;
+        td.dataset.color = colorFor(key, value, thresholds);
+        tr.append(td);
+      }
+      for (const sla of AWAITING_STATES) {
+        const n = q.awaiting[sla] || 0;
+        const td = cell(String(n), n > 0 ? `aw-${sla}` : "dim");
+        td.dataset.col = `awaiting_${sla}`;
+        td.dataset.value = String(n);
+        tr.append(td);
+      }
+      return tr;
+    });
+    $('[data-testid="queue-rows"]').replaceChildren(...trs);
+    fitQueueRows();
+  }
+
+  /** Hide the rows that do not fit on screen and say how many. */
+  function fitQueueRows() {
+    const wrap = $('[data-testid="queue-table-wrap"]');
+    const rows = $$('[data-testid="queue-rows"] tr');
+    rows.forEach((tr) => { tr.hidden = false; });
+    const bottom = wrap.getBoundingClientRect().bottom;
+    const overflow = rows.filter((tr) => tr.getBoundingClientRect().bottom > bottom + 0.5);
+    overflow.forEach((tr) => { tr.hidden = true; });
+    $('[data-testid="queues-more"]').textContent = overflow.length
+      ? `+${overflow.length} more ${overflow.length === 1 ? "queue" : "queues"}`
+      : "";
+  }
+
+  function showOldestAge() {
+    const el = $('[data-testid="oldest-age"]');
+    const age = state.data && state.data.live ? state.data.live.oldest_awaiting_age_seconds : null;
+    if (typeof age !== "number") {
+      el.textContent = DASH;
+      return;
+    }
+    el.textContent = formatAge(age + (performance.now() - state.receivedAt) / 1000);
+  }
+
+  // ---- freshness --------------------------------------------------------
+
+  function staleMessage() {
+    const timeZone = state.data ? state.data.timezone : undefined;
+    if (performance.now() - state.lastAnswerAt > STALE_NO_ANSWER_MS) {
+      return `STALE ${DASH} worker not answering since ${formatClock(state.lastAnswerWall, timeZone)}`;
+    }
+    const asOf = state.data ? Date.parse(state.data.as_of) : NaN;
+    if (Date.now() - asOf > STALE_AS_OF_AGE_MS) {
+      return `STALE ${DASH} no new data since ${formatClock(new Date(asOf), timeZone)}`;
+    }
+    return null;
+  }
+
+  function updateFreshness() {
+    const message = staleMessage();
+    const banner = $('[data-testid="stale-banner"]');
+    banner.hidden = message === null;
+    banner.textContent = message || "";
+    banner.dataset.since = state.lastAnswerWall.toISOString();
+    let status = "live";
+    if (message !== null) status = "stale";
+    else if (!state.data) status = "connecting";
+    document.body.dataset.state = status;
+    $('[data-testid="live-indicator"]').textContent = `\u25CF ${status}`;
+  }
+
+  function tick() {
+    showOldestAge();
+    updateFreshness();
+  }
+
+  // ---- polling ----------------------------------------------------------
+
+  async function fetchKpis() {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const response = await fetch(API_URL, {
+        cache: "no-store",
+        signal: abort.signal,
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const body = await response.json();
+      if (!body || typeof body !== "object" || typeof body.windows !== "object") {
+        throw new Error("unexpected /api/kpis body");
+      }
+      return body;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function poll() {
+    const started = performance.now();
+    try {
+      state.data = await fetchKpis();
+      state.receivedAt = performance.now();
+      state.lastAnswerAt = state.receivedAt;
+      state.lastAnswerWall = new Date();
+      render();
+    } catch (error) {
+      // No answer this time; the stale banner shows once this lasts too long.
+      console.debug("wallboard: /api/kpis failed:", error);
+    }
+    updateFreshness();
+    setTimeout(poll, Math.max(0, POLL_INTERVAL_MS - (performance.now() - started)));
+  }
+
+  // ---- window selector --------------------------------------------------
+
+  function windowFromHash() {
+    const match = /(?:^#|&)window=([^&]*)/.exec(window.location.hash);
+    const chosen = match ? decodeURIComponent(match[1]) : "";
+    return WINDOWS.includes(chosen) ? chosen : DEFAULT_WINDOW;
+  }
+
+  function selectWindow(name) {
+    state.window = name;
+    for (const button of $$("[data-window]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.window === name));
+    }
+    render();
+  }
+
+  function start() {
+    for (const button of $$("[data-window]")) {
+      button.addEventListener("click", () => {
+        history.replaceState(null, "", `#window=${button.dataset.window}`);
+        selectWindow(button.dataset.window);
+      });
+    }
+    window.addEventListener("hashchange", () => selectWindow(windowFromHash()));
+    window.addEventListener("resize", fitQueueRows);
+    selectWindow(state.window);
+    setInterval(tick, TICK_MS);
+    poll();
+  }
+
+  start();
+})();
