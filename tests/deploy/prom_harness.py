@@ -1,0 +1,361 @@
+"""Real Prometheus and Alertmanager on loopback for tests, plus a webhook receiver.
+
+Prometheus loads the rule files of deploy/prometheus/rules, scrapes the targets a test
+gives it every second, evaluates rules every second and sends alerts to Alertmanager,
+which delivers them to a webhook receiver inside the test process.
+
+Fixtures (module scope: one stack per test module):
+    webhook_receiver    -> WebhookReceiver
+    alertmanager        -> Alertmanager, delivering to webhook_receiver
+    prometheus_factory  -> start(targets) -> Prometheus, sending to alertmanager
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RULES_GENERATOR = REPO / "deploy" / "prometheus" / "generate.py"
+RULE_FILES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
+SCRAPE_JOB = "kpi-stream"
+START_TIMEOUT_S = 30.0
+
+
+def load_rules_generator() -> Any:
+    """deploy/prometheus/generate.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("rules_generator", RULES_GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def find_binary(*names: str) -> str | None:
+    """First of `names` on PATH (Debian calls Alertmanager `prometheus-alertmanager`)."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def require_binary(*names: str) -> str:
+    """Path of the binary; missing means fail under CI=true, skip elsewhere."""
+    path = find_binary(*names)
+    if path is None:
+        message = f"{names[0]} not installed (Debian packages prometheus, prometheus-alertmanager)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    """Call `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class WebhookReceiver:
+    """Collects Alertmanager webhook notifications (JSON bodies) on a loopback port."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.notifications.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert of every notification received so far."""
+        with self._lock:
+            return [alert for note in self.notifications for alert in note["alerts"]]
+
+    def wait_for_alert(
+        self, alertname: str, timeout: float, status: str = "firing", **labels: str
+    ) -> dict[str, Any]:
+        """The first delivered alert with this name, status and labels."""
+
+        def find() -> dict[str, Any] | None:
+            for alert in self.alerts():
+                got = alert["labels"]
+                if (
+                    got.get("alertname") == alertname
+                    and alert["status"] == status
+                    and all(got.get(k) == v for k, v in labels.items())
+                ):
+                    return alert
+            return None
+
+        found: dict[str, Any] = wait_until(find, timeout, f"{status} {alertname} {labels}")
+        return found
+
+
+class _Daemon:
+    """A binary run in the background with its output in a log file."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def check_running(self) -> None:
+        if self._process.poll() is not None:
+            raise RuntimeError(f"exited with {self._process.returncode}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._log.close()
+
+    def wait_ready(self, url: str) -> None:
+        def ready() -> bool:
+            self.check_running()
+            return answers_ok(url)
+
+        wait_until(ready, START_TIMEOUT_S, url)
+
+
+class Alertmanager:
+    """Alertmanager that sends every alert to one webhook, grouping and waiting 1 s."""
+
+    def __init__(self, binary: str, workdir: Path, webhook_url: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "route": {
+                "receiver": "test-webhook",
+                "group_by": ["alertname", "queue", "priority", "instance", "topic"],
+                "group_wait": "1s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [
+                {
+                    "name": "test-webhook",
+                    "webhook_configs": [{"url": webhook_url, "send_resolved": True}],
+                }
+            ],
+        }
+        config_path = workdir / "alertmanager.yml"
+        config_path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
+        self._daemon = _Daemon(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",  # no HA gossip port
+            ],
+            workdir / "alertmanager.log",
+        )
+        try:
+            self._daemon.wait_ready(f"{self.url}/-/ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._daemon.stop()
+
+
+class Prometheus:
+    """Prometheus scraping `targets` (host:port) as job kpi-stream with the project's rules."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        targets: list[str],
+        alertmanager_url: str | None,
+        rule_files: list[Path] = RULE_FILES,
+        interval: str = "1s",
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(path) for path in rule_files],
+            "scrape_configs": [{"job_name": SCRAPE_JOB, "static_configs": [{"targets": targets}]}],
+        }
+        if alertmanager_url:
+            target = urllib.parse.urlsplit(alertmanager_url).netloc
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(json.dumps(config, indent=2))
+        self._daemon = _Daemon(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--rules.alert.resend-delay=1s",
+            ],
+            workdir / "prometheus.log",
+        )
+        try:
+            self._daemon.wait_ready(f"{self.url}/-/ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._daemon.stop()
+
+    def log_tail(self) -> str:
+        return self._daemon.log_tail()
+
+    def api(self, path: str, **params: str) -> dict[str, Any]:
+        """GET /api/v1/<path>; the parsed JSON answer, also when Prometheus rejects it."""
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            answer: dict[str, Any] = http_get_json(url)
+        except urllib.error.HTTPError as error:  # 400/422 carry a JSON error body
+            answer = json.load(error)
+        return answer
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query; the result list. Raises AssertionError if Prometheus rejects it."""
+        answer = self.api("query", query=expr)
+        assert answer["status"] == "success", f"{expr!r}: {answer.get('error')}"
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def wait_for_targets_up(self, count: int, timeout: float = START_TIMEOUT_S) -> None:
+        wait_until(
+            lambda: len(self.query(f'up{{job="{SCRAPE_JOB}"}} == 1')) >= count,
+            timeout,
+            f"{count} scrape targets up",
+        )
+
+    def firing_alerts(self) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = self.api("alerts")["data"]["alerts"]
+        return [alert for alert in alerts if alert["state"] == "firing"]
+
+
+@pytest.fixture(scope="session")
+def prometheus_binaries() -> dict[str, str]:
+    return {
+        "prometheus": require_binary("prometheus"),
+        "alertmanager": require_binary("prometheus-alertmanager", "alertmanager"),
+    }
+
+
+@pytest.fixture(scope="module")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def alertmanager(
+    prometheus_binaries: dict[str, str],
+    webhook_receiver: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Alertmanager]:
+    manager = Alertmanager(
+        prometheus_binaries["alertmanager"],
+        tmp_path_factory.mktemp("alertmanager"),
+        webhook_receiver.url,
+    )
+    yield manager
+    manager.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus_factory(
+    prometheus_binaries: dict[str, str],
+    alertmanager: Alertmanager,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[list[str]], Prometheus]]:
+    """start(targets) -> a running Prometheus; all are stopped at the end of the module."""
+    started: list[Prometheus] = []
+
+    def start(targets: list[str]) -> Prometheus:
+        prometheus = Prometheus(
+            prometheus_binaries["prometheus"],
+            tmp_path_factory.mktemp("prometheus"),
+            targets,
+            alertmanager.url,
+        )
+        started.append(prometheus)
+        return prometheus
+
+    yield start
+    for prometheus in started:
+        prometheus.stop()
