@@ -15,6 +15,7 @@ import faust
 import faust.streams as faust_streams
 from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
+from faust.tables.table import Table
 from faust.types import TP
 
 from stream.config import Settings
@@ -91,7 +92,7 @@ class KpiApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.processor = Processor(settings.kpi, settings.timezone)
+        self.processor = Processor(settings.kpi, settings.timezone, started_ms=_now_ms())
         self.recovered = False
         self.positions: dict[TP, int] = {}  # next offset to process, per input partition
         prefix = settings.topic_prefix
@@ -129,7 +130,7 @@ class KpiApp:
             value_serializer="raw",
             partitions=settings.partitions,
         )
-        self.tickets = self.app.Table(
+        self.tickets: Table[str, Ticket] = self.app.Table(  # type: ignore[assignment]
             TICKET_TABLE,
             partitions=settings.partitions,
             on_recover=self._on_recovered,

@@ -38,7 +38,7 @@ UNCHANGED = {True: Outcome("duplicate"), False: Outcome("accepted")}
 class Processor:
     """Per-partition KPI indexes of the partitions this worker owns, and pipeline counters."""
 
-    def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
+    def __init__(self, config: KpiConfig, tz: ZoneInfo, started_ms: int = 0) -> None:
         self.config = config
         self.tz = tz
         self.layout = Layout(config.sla)
@@ -46,7 +46,8 @@ class Processor:
         self.events: Counter[tuple[str, str]] = Counter()
         self.rejections: Counter[tuple[str, str]] = Counter()
         self.last_event_occurred_ms: int | None = None
-        self.last_processed_ms: int | None = None
+        # Until the first event, the start time: a worker stuck from start-up looks stalled.
+        self.last_processed_ms = started_ms
 
     def handle(
         self,

@@ -140,10 +140,9 @@ class HealthCollector:
             last.add_metric([], processor.last_event_occurred_ms / 1000)
         processed = GaugeMetricFamily(
             "cs_last_event_processed_timestamp_seconds",
-            "Wall-clock time this worker last applied an event",
+            "Wall-clock time this worker last handled an event (its start time before the first)",
+            value=processor.last_processed_ms / 1000,
         )
-        if processor.last_processed_ms is not None:
-            processed.add_metric([], processor.last_processed_ms / 1000)
         lag = GaugeMetricFamily(
             "cs_consumer_lag_messages", "Messages not yet processed", labels=["topic", "partition"]
         )
