@@ -154,7 +154,7 @@ class KpiApp:
         """
         tickets = self.tickets.data
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            changed: dict[str, int] = {}
+            changed: dict[str, tuple[int, Ticket]] = {}
             now = _now_ms()
             for event in batch:
                 message = event.message
@@ -168,12 +168,12 @@ class KpiApp:
                     now,
                 )
                 self.positions[message.tp] = message.offset + 1
-                if outcome.ticket_id is not None:
-                    changed[outcome.ticket_id] = message.partition
+                if outcome.ticket is not None:
+                    changed[outcome.ticket.ticket_id] = message.partition, outcome.ticket
                 elif outcome.rejection is not None:
                     await self._dead_letter(message, outcome.rejection)
-            for ticket_id, partition in changed.items():
-                self.tickets.send_changelog(partition, ticket_id, tickets[ticket_id])
+            for ticket_id, (partition, ticket) in changed.items():
+                self.tickets.send_changelog(partition, ticket_id, ticket)
 
     async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
         """The original bytes, with why and where from in the headers."""

@@ -5,6 +5,7 @@ Every problem stops start-up with a ConfigError that names the key and what is w
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -108,8 +109,8 @@ def parse_kpi_config(data: Mapping[str, Any]) -> KpiConfig:
 
 def _number(data: Mapping[str, Any], key: str, default: float) -> float:
     value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"key {key!r}: must be a number, got {type(value).__name__}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"key {key!r}: must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -122,7 +123,11 @@ def _targets(data: Mapping[str, Any], key: str, defaults: Mapping[str, int]) -> 
         name = f"{key}.{priority}"
         if priority not in PRIORITIES:
             raise ConfigError(f"key {name!r}: unknown priority (known: {', '.join(PRIORITIES)})")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+        ):
             raise ConfigError(f"key {name!r}: must be a number of seconds, got {seconds!r}")
         if seconds <= 0:
             raise ConfigError(f"key {name!r}: must be a positive number of seconds, got {seconds}")
@@ -142,8 +147,12 @@ def _thresholds(table: Any) -> dict[str, dict[str, Any]]:
         for level, value in levels.items():
             if level not in ("green", "amber"):
                 raise ConfigError(f"key 'thresholds.{kpi}.{level}': unknown (use green, amber)")
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"key 'thresholds.{kpi}.{level}': must be a number")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ConfigError(f"key 'thresholds.{kpi}.{level}': must be a finite number")
             merged[kpi][level] = value
         entry = merged[kpi]
         better = entry["green"] >= entry["amber"]
@@ -209,7 +218,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         value = text(name)
         if value is None:
             return default
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
             raise ConfigError(f"{name}={value!r}: must be a whole number in {low}..{high}")
         return int(value)
 

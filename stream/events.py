@@ -7,6 +7,7 @@ to the dead-letter topic and carry on.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -18,6 +19,10 @@ from stream.kpi.windows import to_ms
 
 MAX_ID_LENGTH: Final = 128
 MAX_FUTURE_MS: Final = 300_000
+RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+NAIVE: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?")
 SCORE_RANGE: Final[dict[str, tuple[int, int]]] = {"csat": (1, 5), "nps": (0, 10)}
 
 # Every reason word the decoder can give; `cs_events_rejected_total{reason}` uses these.
@@ -110,7 +115,9 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
         if isinstance(score, bool) or not low <= score <= high:
             raise _Invalid("invalid_field", f"score out of range {low}..{high} for {survey}")
         return Event(event_id, event_type, ticket_id, occurred_at, survey=survey, score=score)
-    agent_id = _identifier(obj, "agent_id") if obj.get("agent_id") is not None else None
+    agent_id = obj.get("agent_id")
+    if agent_id is not None and not isinstance(agent_id, str):
+        raise _Invalid("invalid_field", "field agent_id must be a str")
     return Event(event_id, event_type, ticket_id, occurred_at, agent_id=agent_id)
 
 
@@ -148,12 +155,13 @@ def parse_occurred_at(value: object) -> int:
         if not 0 <= value < 253_402_300_800_000:  # year 10000
             raise _Invalid("invalid_timestamp", "epoch milliseconds out of range")
         return value
-    if not isinstance(value, str) or len(value) > 64 or len(value) < 16 or value[10] not in "Tt ":
+    if not isinstance(value, str) or len(value) > 64:
         raise _Invalid("invalid_timestamp", "occurred_at must be RFC 3339 or epoch ms")
+    if not RFC3339.fullmatch(value):
+        detail = "has no UTC offset" if NAIVE.fullmatch(value) else "is not RFC 3339"
+        raise _Invalid("invalid_timestamp", f"occurred_at {detail}")
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise _Invalid("invalid_timestamp", "occurred_at is not RFC 3339") from exc
-    if moment.tzinfo is None:
-        raise _Invalid("invalid_timestamp", "occurred_at has no UTC offset")
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError as exc:  # a well-formed but impossible date, such as 02-30
+        raise _Invalid("invalid_timestamp", "occurred_at is not a valid date and time") from exc
     return to_ms(moment)

@@ -24,12 +24,12 @@ from stream.kpi.ticket import Ticket, merge
 class Outcome:
     """What happened to one message: accepted, duplicate, or rejected (with a reason).
 
-    `ticket_id` is set when the ticket record changed and must be written back.
+    `ticket` is the new record when it changed and must be written back.
     """
 
     kind: str
     rejection: Rejection | None = None
-    ticket_id: str | None = None
+    ticket: Ticket | None = None
 
 
 UNCHANGED = {True: Outcome("duplicate"), False: Outcome("accepted")}
@@ -77,7 +77,7 @@ class Processor:
         index = self.indexes.get(partition)
         if index is not None:
             index.update(self.contribution(old), self.contribution(new))
-        return Outcome(kind, ticket_id=event.ticket_id)
+        return Outcome(kind, ticket=new)
 
     def contribution(self, ticket: Ticket | None) -> Contribution | None:
         """A ticket's contribution under this worker's policy (None for no ticket)."""

@@ -57,11 +57,6 @@ class KpiIndex:
 
     def advance(self, now_ms: int) -> None:
         """Move the windows to `now_ms`: drop expired buckets, slide every window total."""
-        horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
-        if self.horizon is None or horizon > self.horizon:
-            for stale in [b for b in self.cells if b < horizon]:
-                del self.cells[stale]
-        self.horizon = horizon
         ranges = window_buckets(now_ms, self.tz)
         previous, self.ranges = self.ranges, ranges
         for name, (first, last) in ranges.items():
@@ -79,6 +74,12 @@ class KpiIndex:
                 self._add_bucket(totals, b, -1)
             for b in range(old_last + 1, last + 1):
                 self._add_bucket(totals, b, 1)
+        # Only after sliding: the buckets that just left a window had to be subtracted.
+        horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
+        if self.horizon is None or horizon > self.horizon:
+            for stale in [b for b in self.cells if b < horizon]:
+                del self.cells[stale]
+        self.horizon = horizon
 
     def _sum_buckets(self, buckets: range) -> Cells:
         totals: Cells = {}

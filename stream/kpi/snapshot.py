@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from stream.kpi.contrib import Layout
 from stream.kpi.types import OTHER_QUEUE, UNKNOWN_DIMS, Dims
 from stream.kpi.windows import WINDOWS
+
+# Slots that count tickets (not milliseconds): what "activity" of a queue means.
+COUNT_SLOTS: Final = (
+    Layout.OPENED,
+    Layout.FRT_COUNT,
+    Layout.RES_COUNT,
+    Layout.CSAT_COUNT,
+    Layout.NPS,
+    Layout.NPS + 1,
+    Layout.NPS + 2,
+)
 
 
 @dataclass(slots=True)
@@ -66,7 +77,7 @@ class Snapshot:
         """
         activity: dict[str, int] = {}
         for (queue, _, _), cell in self.windows["24h"].items():
-            activity[queue] = activity.get(queue, 0) + sum(cell[: Layout.NPS + 3])
+            activity[queue] = activity.get(queue, 0) + sum(cell[slot] for slot in COUNT_SLOTS)
         for (queue, _, _), live in self.live.items():
             activity[queue] = activity.get(queue, 0) + live.open
         activity.pop(UNKNOWN_DIMS[0], None)

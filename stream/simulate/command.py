@@ -100,12 +100,14 @@ class JsonlSink:
 class KafkaSink:
     """An aiokafka producer; delivery failures surface at the next flush."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, topic_prefix: str = "") -> None:
         self._producer = producer
+        self._topic_prefix = topic_prefix
         self._pending: list[asyncio.Future[Any]] = []
 
     async def send(self, event: SimulatedEvent) -> None:
-        delivery = await self._producer.send(event.topic, event.value, key=event.key)
+        topic = self._topic_prefix + event.topic
+        delivery = await self._producer.send(topic, event.value, key=event.key)
         self._pending.append(delivery)
         if len(self._pending) >= PENDING_DELIVERIES:
             await self.flush()
@@ -128,8 +130,12 @@ async def produce(
     now: Clock = utcnow,
     stats: Stats | None = None,
     until: datetime | None = None,
+    topic_prefix: str = "",
 ) -> Stats:
-    """Produce the events to Kafka as they come due (key = ticket_id); see `pace`."""
+    """Produce the events to Kafka as they come due (key = ticket_id); see `pace`.
+
+    `topic_prefix` goes before every topic name (KPI_TOPIC_PREFIX); `Stats` keeps the
+    contract's names."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -140,7 +146,8 @@ async def produce(
     )
     await producer.start()
     try:
-        return await pace(events, KafkaSink(producer), now=now, stats=stats, until=until)
+        sink = KafkaSink(producer, topic_prefix)
+        return await pace(events, sink, now=now, stats=stats, until=until)
     finally:
         await producer.stop()
 
@@ -248,6 +255,13 @@ def _instant(_ctx: click.Context, _param: click.Parameter, text: str | None) -> 
     help="Kafka bootstrap servers, comma-separated.",
 )
 @click.option(
+    "--topic-prefix",
+    envvar="KPI_TOPIC_PREFIX",
+    show_envvar=True,
+    default="",
+    help="Put before every topic name (as the worker's KPI_TOPIC_PREFIX); Kafka only.",
+)
+@click.option(
     "--out",
     type=click.File("wb", lazy=True),
     default=None,
@@ -265,6 +279,7 @@ def simulate(
     invalid_share: float,
     timezone: str,
     broker: str,
+    topic_prefix: str,
     out: IO[bytes] | None,
 ) -> None:
     """Generate realistic contact-centre events: tickets, replies, resolutions, surveys."""
@@ -292,7 +307,7 @@ def simulate(
     events = generate(config, start, end)
     stats = Stats()
     if out is None:
-        job = produce(events, broker, stats=stats, until=end)
+        job = produce(events, broker, stats=stats, until=end, topic_prefix=topic_prefix)
     else:
         job = write_jsonl(events, out, stats=stats, until=end)
     try:

@@ -1,0 +1,299 @@
+"""`kpi-stream demo`: a local Kafka broker, a worker and the simulator, on 127.0.0.1.
+
+The demo owns a data directory, wiped at every start so that each run begins with
+empty topics (a new backfill on top of an old run's events would count the overlap
+twice). It holds the broker's data and log, the worker's state and log, and the
+simulator's log, and stays after the demo ends for a look at the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Final
+
+import click
+
+from stream.broker.harness import (
+    COMPLETE_MARKER,
+    KAFKA_VERSION,
+    BrokerError,
+    LocalBroker,
+    kafka_libs_dir,
+    port_is_free,
+    require_java,
+)
+from stream.broker.topics import ensure_topics
+
+APP_ID: Final = "kpi-demo"
+PARTITIONS: Final = 8
+MARKER: Final = ".kpi-demo"  # only a directory holding it (or an empty one) is ever wiped
+READY_TIMEOUT_S: Final = 180.0
+SIMULATOR_STOP_S: Final = 10.0
+WORKER_STOP_S: Final = 30.0
+_PR_SET_PDEATHSIG: Final = 1
+
+
+class DemoError(click.ClickException):
+    """The demo could not start or one of its parts died."""
+
+
+@dataclass
+class Child:
+    """A subprocess of the demo (worker or simulator) with its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    stop_signal: signal.Signals
+    stop_grace_s: float
+    log: Path | None = None
+
+    def check_alive(self) -> None:
+        code = self.process.poll()
+        if code is not None:
+            raise DemoError(f"The {self.name} exited with code {code}.{_log_tail(self.log)}")
+
+    def stop(self) -> None:
+        """Send its stop signal, wait for the grace period, then SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(self.stop_grace_s)
+        except subprocess.TimeoutExpired:
+            click.echo(
+                f"The {self.name} ignored {self.stop_signal.name} for "
+                f"{self.stop_grace_s:.0f} s; killing it."
+            )
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class Demo:
+    """What the demo started, so that everything is stopped in reverse order."""
+
+    data_dir: Path
+    broker: LocalBroker | None = None
+    children: list[Child] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        if self.broker is not None and not self.broker.is_running():
+            raise DemoError(f"The Kafka broker exited.\n{self.broker.log_tail()}")
+        for child in self.children:
+            child.check_alive()
+
+    def stop(self) -> None:
+        """The children in reverse start order (simulator, worker), then the broker."""
+        while self.children:
+            self.children.pop().stop()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+
+@click.command(context_settings={"show_default": True})
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=6066,
+    envvar="KPI_WEB_PORT",
+    show_envvar=True,
+    help="Port of the wallboard, /api/kpis and /metrics on 127.0.0.1.",
+)
+@click.option(
+    "--backfill",
+    type=click.FloatRange(0),
+    default=6.0,
+    help="Hours of history sent at once first, so that the board is full from the start.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    default=600.0,
+    help="Simulated tickets per hour at the weekday peak of the diurnal curve.",
+)
+@click.option("--seed", type=int, default=1, help="Random seed of the simulator.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
+    default=Path(".kpi-data/demo"),
+    help="Broker, worker and simulator data and logs; wiped at every start.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    show_default="until Ctrl-C",
+    help="Seconds to run once the worker is ready, then stop as on Ctrl-C.",
+)
+def demo(
+    port: int, backfill: float, rate: float, seed: int, data_dir: Path, duration: float | None
+) -> None:
+    """Run everything on this machine: a Kafka broker, a worker and the simulator.
+
+    Prints the wallboard and /metrics URLs; Ctrl-C stops it all. Needs Java 11+
+    (and Maven once, to fetch Kafka)."""
+    if not port_is_free(port):
+        raise DemoError(f"Port {port} on 127.0.0.1 is in use; choose another with --port.")
+    try:
+        require_java()
+    except BrokerError as exc:
+        raise DemoError(str(exc)) from exc
+    _wipe(data_dir)
+    running = Demo(data_dir)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with _stopped_at_exit(running):
+            _start(running, port, backfill, rate, seed)
+            _print_urls(running, port)
+            _wait(running, duration)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    click.echo("Stopped the simulator, the worker and the broker.")
+
+
+def _wipe(data_dir: Path) -> None:
+    """Empty the demo directory; refuse one that the demo did not make."""
+    if data_dir.exists():
+        if any(data_dir.iterdir()) and not (data_dir / MARKER).is_file():
+            raise DemoError(
+                f"{data_dir} is not empty and was not made by `kpi-stream demo`; "
+                "choose another --data-dir (the demo wipes its directory at every start)."
+            )
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    (data_dir / MARKER).write_text("kpi-stream demo data; wiped at every demo start\n")
+
+
+@contextlib.contextmanager
+def _stopped_at_exit(running: Demo) -> Iterator[None]:
+    """Stop everything on the way out; Ctrl-C or SIGTERM is a normal end (exit code 0)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("\nStopping...")
+    finally:
+        signal.signal(signal.SIGINT, _ignore)  # a second Ctrl-C must not cut the clean-up
+        signal.signal(signal.SIGTERM, _ignore)
+        running.stop()
+
+
+def _ignore(_signum: int, _frame: FrameType | None) -> None:
+    click.echo("Still stopping; please wait.")
+
+
+def _start(running: Demo, port: int, backfill: float, rate: float, seed: int) -> None:
+    if not (kafka_libs_dir() / COMPLETE_MARKER).is_file():
+        click.echo(f"Fetching Kafka {KAFKA_VERSION} from Maven Central (only once)...")
+    click.echo(f"Starting Kafka {KAFKA_VERSION}...")
+    running.broker = LocalBroker(running.data_dir / "broker", partitions=PARTITIONS)
+    try:
+        bootstrap = running.broker.start()
+        asyncio.run(ensure_topics(bootstrap, PARTITIONS))
+    except BrokerError as exc:
+        raise DemoError(str(exc)) from exc
+    broker_url = f"kafka://{bootstrap}"
+    click.echo(f"Kafka is up at {bootstrap}; starting a worker and the simulator...")
+    worker_env = {
+        **os.environ,
+        "KPI_BROKER": broker_url,
+        "KPI_WEB_HOST": "127.0.0.1",
+        "KPI_WEB_PORT": str(port),
+        "KPI_DATA_DIR": str(running.data_dir / "worker"),
+        "KPI_APP_ID": APP_ID,
+        "KPI_PARTITIONS": str(PARTITIONS),
+        "KPI_TOPIC_PREFIX": "",
+        "KPI_ADVERTISED_URL": "",
+        "KPI_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    }
+    worker_log = running.data_dir / "worker.log"
+    worker = _spawn(["worker"], worker_env, worker_log)
+    running.children.append(Child("worker", worker, signal.SIGTERM, WORKER_STOP_S, worker_log))
+    simulator_args = ["simulate", "--backfill", str(backfill), "--rate", str(rate),
+                      "--seed", str(seed), "--broker", broker_url, "--topic-prefix", ""]  # fmt: skip
+    simulator = _spawn(simulator_args, dict(os.environ), None)
+    # SIGINT: the simulator prints its one-line summary of what it sent.
+    running.children.append(Child("simulator", simulator, signal.SIGINT, SIMULATOR_STOP_S))
+    _wait_ready(running, f"http://127.0.0.1:{port}/readyz")
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+    """`python -m stream ARGS` in its own process group, so that Ctrl-C in the terminal
+    reaches only the demo, which stops its parts in order; a log file takes stdout and
+    stderr (without one, stderr stays the demo's: the simulator's summary line)."""
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else None,
+            process_group=0,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the demo dies without stopping it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait_ready(running: Demo, url: str) -> None:
+    """Until the worker's /readyz says 200 (partitions assigned, state recovered)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        running.check_alive()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    log = running.data_dir / "worker.log"
+    raise DemoError(f"The worker was not ready within {READY_TIMEOUT_S:.0f} s.{_log_tail(log)}")
+
+
+def _print_urls(running: Demo, port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    logs = running.data_dir
+    click.echo(
+        "\nkpi-stream demo is running.\n"
+        f"  wallboard  {base}/\n"
+        f"  metrics    {base}/metrics\n"
+        f"  api        {base}/api/kpis\n"
+        f"  logs       {logs / 'worker.log'}, {logs / 'broker' / 'server.log'}\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+def _wait(running: Demo, duration: float | None) -> None:
+    """Until Ctrl-C, SIGTERM or the end of `duration`; a part that dies ends the demo."""
+    end = None if duration is None else time.monotonic() + duration
+    while end is None or time.monotonic() < end:
+        running.check_alive()
+        time.sleep(0.5)
+
+
+def _log_tail(log: Path | None, lines: int = 30) -> str:
+    if log is None or not log.is_file():
+        return ""
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return f"\n--- {log} (last {lines} lines) ---\n{tail}"
