@@ -122,7 +122,9 @@ def route(event_line: bytes) -> tuple[str, bytes | None, bytes]:
 class Worker:
     """A `kpi-stream worker` subprocess."""
 
-    def __init__(self, scenario: Scenario, name: str = "w1", timezone: str = "UTC") -> None:
+    def __init__(
+        self, scenario: Scenario, name: str = "w1", timezone: str = "UTC", store: str = "memory://"
+    ) -> None:
         self.scenario = scenario
         self.name = name
         self.port = free_ports(1)[0]
@@ -130,6 +132,7 @@ class Worker:
         self.data_dir = scenario.workdir / name
         self.log_path = scenario.workdir / f"{name}.log"
         self.timezone = timezone
+        self.store = store
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -144,6 +147,7 @@ class Worker:
             KPI_PARTITIONS=str(self.scenario.partitions),
             KPI_TIMEZONE=self.timezone,
             KPI_KAFKA_SESSION_TIMEOUT_S="6",
+            KPI_STORE=self.store,
         )
         if self.scenario.sla_config is not None:
             env["KPI_SLA_CONFIG"] = str(self.scenario.sla_config)
