@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` runs the whole system, `make test` proves it.
+.PHONY: demo test lint unit bootstrap bench clean
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+demo: bootstrap
+	.venv/bin/kpi-stream demo
+
+lint: bootstrap
+	.venv/bin/ruff check stream tests bench deploy
+	.venv/bin/ruff format --check stream tests bench deploy
+	.venv/bin/mypy
+
+test: lint
+	.venv/bin/pytest
+
+unit: bootstrap
+	.venv/bin/pytest tests/unit
+
+bench: bootstrap
+	.venv/bin/python -m bench.run_all
+
+clean:
+	rm -rf .venv .kpi-data artifacts .pytest_cache .mypy_cache .ruff_cache
