@@ -81,32 +81,12 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
             frt = max(0, ticket.first_reply_at - opened.at)
             breached = policy.first_response_breached(opened.priority, frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
-            parts.append(
-                (
-                    bucket(ticket.first_reply_at),
-                    (
-                        (Layout.FRT_COUNT, 1),
-                        (Layout.FRT_SUM_MS, frt),
-                        (Layout.FRT_BREACHES, int(breached)),
-                        (hist, 1),
-                    ),
-                )
-            )
+            parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
         if ticket.resolved_at is not None:
             resolution = max(0, ticket.resolved_at - opened.at)
             breached = policy.resolution_breached(opened.priority, resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
-            parts.append(
-                (
-                    bucket(ticket.resolved_at),
-                    (
-                        (Layout.RES_COUNT, 1),
-                        (Layout.RES_SUM_MS, resolution),
-                        (Layout.RES_BREACHES, int(breached)),
-                        (hist, 1),
-                    ),
-                )
-            )
+            parts.append(_timed(ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist))
     else:
         dims = UNKNOWN_DIMS
     if ticket.csat is not None:
@@ -127,6 +107,18 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
     is_open = opened is not None and ticket.resolved_at is None
     awaiting = opened.at if is_open and opened and ticket.first_reply_at is None else None
     return Contribution(dims, tuple(parts), is_open, awaiting)
+
+
+def _timed(
+    at: int, ms: int, breached: bool, count_slot: int, hist_slot: int
+) -> tuple[int, Increments]:
+    """A measured duration: count, sum and breach slots follow each other from `count_slot`."""
+    return bucket(at), (
+        (count_slot, 1),
+        (count_slot + 1, ms),
+        (count_slot + 2, int(breached)),
+        (hist_slot, 1),
+    )
 
 
 def nps_category(score: int) -> int:
