@@ -5,6 +5,7 @@ All decisions live in `Processor` (pure); this module only wires it to Kafka.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -28,7 +29,8 @@ from stream.processor import Processor
 log = logging.getLogger(__name__)
 
 TICKET_TABLE = "tickets"
-SWEEP_INTERVAL_S = 60.0
+SWEEP_INTERVAL_S = 600.0
+SWEEP_CHUNK = 5000
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 
@@ -141,7 +143,9 @@ class KpiApp:
         self.tickets.value_serializer = "kpi-ticket"
         self.tickets.changelog_topic = self.tickets._new_changelog_topic()
         self.app.agent(self.source, name="kpi-events", concurrency=1)(self._process)
-        self.app.timer(SWEEP_INTERVAL_S)(self._sweep_expired)
+        # Sweep often enough that expiry lags retention by at most a quarter of it.
+        sweep_every = min(SWEEP_INTERVAL_S, settings.kpi.retention_ms / 4000)
+        self.app.timer(sweep_every)(self._sweep_expired)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
     async def _process(self, stream: Any) -> None:
@@ -216,19 +220,27 @@ class KpiApp:
             self.positions.pop(tp, None)
 
     async def _sweep_expired(self) -> None:
-        """Delete tickets past retention from the table (a tombstone each) and the index."""
+        """Delete tickets past retention from the table (a tombstone each) and the index.
+
+        The scan yields to the event loop every few thousand tickets, so a large table
+        never stalls processing or scrapes.
+        """
         partitions = self.settings.partitions
         now = _now_ms()
-        owned = set(self.processor.indexes)
-        mine = (
-            (tid, t)
-            for tid, t in list(self.tickets.data.items())
-            if key_partition(tid, partitions) in owned
-        )
-        for ticket_id in self.processor.expired(mine, now):
-            ticket: Ticket = self.tickets.data[ticket_id]
-            self.processor.forget(key_partition(ticket_id, partitions), ticket)
-            del self.tickets[ticket_id]
+        snapshot = list(self.tickets.data.items())
+        expired: list[tuple[str, Ticket]] = []
+        for start in range(0, len(snapshot), SWEEP_CHUNK):
+            chunk = snapshot[start : start + SWEEP_CHUNK]
+            expired.extend(self.processor.expired(chunk, now))
+            await asyncio.sleep(0)
+        for ticket_id, ticket in expired:
+            partition = key_partition(ticket_id, partitions)
+            if partition in self.processor.indexes:
+                self.processor.forget(partition, ticket)
+                # Outside stream iteration Faust refuses `del table[key]`: delete from the
+                # store and write the tombstone to the key's partition ourselves.
+                del self.tickets.data[ticket_id]
+                self.tickets.send_changelog(partition, ticket_id, None, value_serializer="raw")
 
     def lag(self) -> dict[TP, int]:
         """Messages not yet processed, per owned input partition."""

@@ -116,8 +116,9 @@ class Demo:
 @click.option(
     "--backfill",
     type=click.FloatRange(0),
-    default=6.0,
-    help="Hours of history sent at once first, so that the board is full from the start.",
+    default=48.0,
+    help="Hours of history sent at once first, so that every KPI has data from the start "
+    "(resolutions and surveys come hours to days after a ticket opens).",
 )
 @click.option(
     "--rate",
@@ -245,14 +246,16 @@ def _spawn(args: list[str], env: dict[str, str], log: Path | None) -> subprocess
             stdout=out,
             stderr=subprocess.STDOUT if log else None,
             process_group=0,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_child_setup,
         )
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the demo dies without stopping it."""
+def _child_setup() -> None:
+    """In the child before exec: SIGTERM if the demo dies without stopping it, and SIGINT
+    back to its default even if the demo started with it ignored (as a background job)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_ready(running: Demo, url: str) -> None:
@@ -280,6 +283,7 @@ def _print_urls(running: Demo, port: int) -> None:
         f"  metrics    {base}/metrics\n"
         f"  api        {base}/api/kpis\n"
         f"  logs       {logs / 'worker.log'}, {logs / 'broker' / 'server.log'}\n"
+        "The worker is reading the simulated history; the board fills within seconds.\n"
         "Press Ctrl-C to stop."
     )
 

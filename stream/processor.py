@@ -97,10 +97,12 @@ class Processor:
         for partition in partitions:
             self.indexes.pop(partition, None)
 
-    def expired(self, tickets: Iterable[tuple[str, Ticket]], now_ms: int) -> list[str]:
-        """Ids of tickets past their retention at `now_ms`."""
+    def expired(
+        self, tickets: Iterable[tuple[str, Ticket]], now_ms: int
+    ) -> list[tuple[str, Ticket]]:
+        """The (id, record) pairs of tickets past their retention at `now_ms`."""
         retention = self.config.retention_ms
-        return [tid for tid, ticket in tickets if ticket.is_expired(now_ms, retention)]
+        return [(tid, ticket) for tid, ticket in tickets if ticket.is_expired(now_ms, retention)]
 
     def forget(self, partition: int, ticket: Ticket) -> None:
         """Take an expired ticket out of its partition's index."""

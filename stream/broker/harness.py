@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,10 +16,12 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
@@ -30,6 +33,9 @@ COMPLETE_MARKER = ".complete"
 STOP_TIMEOUT_S = 15.0
 FETCH_TIMEOUT_S = 900.0
 _PR_SET_PDEATHSIG = 1
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SCRAM_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_SIMPLE_CREDENTIAL = re.compile(r"[A-Za-z0-9._-]+")
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +148,30 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(log_dir: Path, port: int, controller_port: int, partitions: int = 8) -> str:
-    """`server.properties` of a single-node KRaft broker + controller on 127.0.0.1."""
+def server_properties(
+    log_dir: Path,
+    port: int,
+    controller_port: int,
+    partitions: int = 8,
+    *,
+    secure_ports: Mapping[str, int] | None = None,
+) -> str:
+    """`server.properties` of a single-node KRaft broker + controller on 127.0.0.1.
+
+    `secure_ports` adds a listener per security protocol (SASL_PLAINTEXT, SSL, SASL_SSL),
+    each named after its protocol; see `security_properties` for their settings.
+    """
+    client_listeners = {"PLAINTEXT": port, **(secure_ports or {})}
+    advertised = ",".join(f"{name}://127.0.0.1:{p}" for name, p in client_listeners.items())
+    protocol_map = ",".join(f"{name}:{name}" for name in client_listeners)
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listeners={advertised},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners={advertised}",
+            f"listener.security.protocol.map={protocol_map},CONTROLLER:PLAINTEXT",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={log_dir}",
@@ -166,6 +186,112 @@ def server_properties(log_dir: Path, port: int, controller_port: int, partitions
             "",
         ]
     )
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a throwaway PKI: a CA, the broker's key + certificate, a client's."""
+
+    ca: Path
+    server_keystore: Path  # the broker's unencrypted PKCS#8 key, then its certificate
+    client_cert: Path
+    client_key: Path
+
+
+def secure_protocols(sasl: bool, tls: bool) -> list[str]:
+    """The listeners that SASL users and/or TLS files add besides PLAINTEXT."""
+    wanted = {"SASL_PLAINTEXT": sasl, "SSL": tls, "SASL_SSL": sasl and tls}
+    return [protocol for protocol, on in wanted.items() if on]
+
+
+def security_properties(sasl_users: Mapping[str, str], tls: TlsFiles | None) -> str:
+    """Settings of the secured listeners.
+
+    SASL listeners accept PLAIN (users listed here) and SCRAM-SHA-256/512 (users stored
+    in the metadata log when the storage is formatted). TLS listeners present the server
+    certificate; the SSL listener also requires a client certificate signed by the CA.
+    """
+    lines = []
+    if sasl_users:
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in sasl_users.items())
+        lines.append(f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}")
+        for listener in secure_protocols(True, tls is not None):
+            if not listener.startswith("SASL_"):
+                continue
+            prefix = f"listener.name.{listener.lower()}"
+            lines.append(
+                f"{prefix}.plain.sasl.jaas.config="
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            )
+            lines.extend(
+                f"{prefix}.{mechanism.lower()}.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                for mechanism in SCRAM_MECHANISMS
+            )
+    if tls is not None:
+        lines += [
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls.server_keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca}",
+            "listener.name.ssl.ssl.client.auth=required",
+        ]
+    return "".join(line + "\n" for line in lines)
+
+
+def scram_arguments(sasl_users: Mapping[str, str]) -> list[str]:
+    """`kafka-storage format` arguments that store each user for both SCRAM mechanisms."""
+    return [
+        argument
+        for name, password in sasl_users.items()
+        for mechanism in SCRAM_MECHANISMS
+        for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+    ]
+
+
+def create_tls_files(directory: Path) -> TlsFiles:
+    """A fresh CA, a server certificate for 127.0.0.1/localhost and a client certificate.
+
+    Made with the `openssl` command (EC P-256 keys, valid for two days); for tests only.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise BrokerError("openssl was not found on PATH (Debian/Ubuntu: apt-get install openssl).")
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(
+        ca=directory / "ca.pem",
+        server_keystore=directory / "server-keystore.pem",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+    ca_key = directory / "ca.key"
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl(openssl, "req", "-x509", *new_key, "-keyout", str(ca_key), "-out", str(files.ca),
+             "-days", "2", "-subj", "/CN=kpi-stream test CA")  # fmt: skip
+    for name, subject, extensions in (
+        ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ("client", "/CN=kpi-stream-worker", "extendedKeyUsage=clientAuth"),
+    ):
+        key, request, cert = (directory / f"{name}.{ext}" for ext in ("key", "csr", "pem"))
+        _openssl(openssl, "req", "-new", *new_key, "-keyout", str(key), "-out", str(request),
+                 "-subj", subject, "-addext", extensions)  # fmt: skip
+        _openssl(openssl, "x509", "-req", "-in", str(request), "-CA", str(files.ca),
+                 "-CAkey", str(ca_key), "-set_serial", str(uuid.uuid4().int >> 64),
+                 "-days", "2", "-copy_extensions", "copyall", "-out", str(cert))  # fmt: skip
+    server_key, server_cert = directory / "server.key", directory / "server.pem"
+    files.server_keystore.write_text(server_key.read_text() + server_cert.read_text())
+    return files
+
+
+def _openssl(openssl: str, *arguments: str) -> None:
+    done = subprocess.run(
+        [openssl, *arguments], capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise BrokerError(
+            f"openssl {arguments[0]} failed (exit code {done.returncode}):\n"
+            f"{_last_lines(done.stdout + done.stderr, 20)}"
+        )
 
 
 def log4j_properties(log_file: Path) -> str:
@@ -198,6 +324,11 @@ class LocalBroker:
     `die_with_parent` the JVM gets SIGTERM when the thread that started it exits,
     so call `start()` from the main thread (from async code:
     `await asyncio.to_thread(broker.start)` keeps its worker thread until the loop ends).
+
+    `sasl_users` ({name: password}) adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256,
+    SCRAM-SHA-512), `tls` an SSL listener (client certificate required), both together
+    also a SASL_SSL one, each on its own free port (`bootstrap_for`). PLAINTEXT stays, for
+    admin and test clients. SCRAM users are stored when new storage is formatted.
     """
 
     def __init__(
@@ -211,7 +342,12 @@ class LocalBroker:
         ready_timeout_s: float = 60.0,
         die_with_parent: bool = True,
         cache: Path | None = None,
+        sasl_users: Mapping[str, str] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
+        for credential in (sasl_users or {}).items():
+            if not all(_SIMPLE_CREDENTIAL.fullmatch(part) for part in credential):
+                raise BrokerError("SASL user names and passwords may use only A-Z a-z 0-9 . _ -")
         self._data_dir = data_dir
         self._wanted_port = port
         self._wanted_controller_port = controller_port
@@ -224,6 +360,9 @@ class LocalBroker:
         self._cache = cache
         self._temporary = data_dir is None
         self._process: subprocess.Popen[bytes] | None = None
+        self._sasl_users = dict(sasl_users or {})
+        self._tls = tls
+        self._secure_ports: dict[str, int] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -231,6 +370,14 @@ class LocalBroker:
         if self._port is None:
             raise BrokerError("The broker has not been started.")
         return f"127.0.0.1:{self._port}"
+
+    def bootstrap_for(self, protocol: str) -> str:
+        """`127.0.0.1:PORT` of the listener for this security protocol."""
+        if protocol == "PLAINTEXT":
+            return self.bootstrap
+        if protocol not in self._secure_ports:
+            raise BrokerError(f"The broker has no running {protocol} listener.")
+        return f"127.0.0.1:{self._secure_ports[protocol]}"
 
     @property
     def pid(self) -> int | None:
@@ -278,6 +425,7 @@ class LocalBroker:
         if process is not None:
             stop_process(process.pid, has_exited=lambda: process.poll() is not None)
         self._port = self._controller_port = None
+        self._secure_ports = {}
         if self._temporary and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
@@ -309,17 +457,24 @@ class LocalBroker:
         for wanted in (self._wanted_port, self._wanted_controller_port):
             if wanted is not None and not port_is_free(wanted):
                 raise BrokerError(f"Port {wanted} on 127.0.0.1 is already in use.")
-        any_port, any_controller_port = free_ports(2)
+        protocols = secure_protocols(bool(self._sasl_users), self._tls is not None)
+        any_port, any_controller_port, *secure_ports = free_ports(2 + len(protocols))
         self._port = self._wanted_port or any_port
         self._controller_port = self._wanted_controller_port or any_controller_port
+        self._secure_ports = dict(zip(protocols, secure_ports, strict=True))
         if self._data_dir is None:
             self._data_dir = Path(tempfile.mkdtemp(prefix="kpi-kafka-"))
         self._data_dir.mkdir(parents=True, exist_ok=True)
         config = self._data_dir / "server.properties"
         config.write_text(
             server_properties(
-                self._data_dir / "kraft-logs", self._port, self._controller_port, self._partitions
+                self._data_dir / "kraft-logs",
+                self._port,
+                self._controller_port,
+                self._partitions,
+                secure_ports=self._secure_ports,
             )
+            + security_properties(self._sasl_users, self._tls)
         )
         log_config = self._data_dir / "log4j.properties"
         log_config.write_text(log4j_properties(self.server_log))
@@ -340,7 +495,8 @@ class LocalBroker:
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
             return  # formatted on an earlier start: keep its topics and offsets
         command = [*java_command, "kafka.tools.StorageTool", "format",
-                   "-t", new_cluster_id(), "-c", str(config)]  # fmt: skip
+                   "-t", new_cluster_id(), "-c", str(config),
+                   *scram_arguments(self._sasl_users)]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise BrokerError(
@@ -357,7 +513,9 @@ class LocalBroker:
                     f"The Kafka broker exited with code {self._process.returncode} "
                     f"during start-up.\n{self.log_tail()}"
                 )
-            if await answers_metadata(self.bootstrap):
+            if await answers_metadata(self.bootstrap) and all(
+                [await accepts_connections(self.bootstrap_for(p)) for p in self._secure_ports]
+            ):
                 return
             await asyncio.sleep(0.25)
         raise BrokerError(
@@ -366,15 +524,22 @@ class LocalBroker:
         )
 
 
-async def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request listing a live broker."""
-    host, port = bootstrap.rsplit(":", 1)
-    try:  # a plain TCP check first keeps aiokafka from logging refused connections
+async def accepts_connections(address: str, timeout_s: float = 5.0) -> bool:
+    """True when something accepts TCP connections at `host:port`."""
+    host, port = address.rsplit(":", 1)
+    try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout_s)
     except (OSError, TimeoutError):
         return False
     writer.close()
     await writer.wait_closed()
+    return True
+
+
+async def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request listing a live broker."""
+    if not await accepts_connections(bootstrap, timeout_s):
+        return False  # checking TCP first keeps aiokafka from logging refused connections
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)

@@ -1,0 +1,1 @@
+"""The worker's web server and the wallboard page it serves."""
