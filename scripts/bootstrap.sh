@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+command -v openssl >/dev/null || need+=(openssl)
 if [ "${KPI_SKIP_TEST_TOOLS:-0}" != 1 ]; then
   command -v promtool >/dev/null || need+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -237,6 +237,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     if store not in ("memory://", "rocksdb://"):
         raise ConfigError(f"KPI_STORE={store!r}: must be memory:// or rocksdb://")
     sla_config = path("KPI_SLA_CONFIG")
+    security = _kafka_security(text, path, choice)
     return Settings(
         broker=text("KPI_BROKER") or Settings.broker,
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
@@ -252,12 +253,39 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         replication_factor=number("KPI_REPLICATION_FACTOR", 1, 1, 10),
         standby_replicas=number("KPI_STANDBY_REPLICAS", 1, 0, 10),
         session_timeout_s=number("KPI_KAFKA_SESSION_TIMEOUT_S", 30, 6, 300),
-        security_protocol=choice("KPI_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS),
-        sasl_mechanism=choice("KPI_KAFKA_SASL_MECHANISM", "PLAIN", SASL_MECHANISMS),
-        sasl_username=text("KPI_KAFKA_SASL_USERNAME"),
-        sasl_password=text("KPI_KAFKA_SASL_PASSWORD"),
-        ssl_cafile=path("KPI_KAFKA_SSL_CAFILE"),
-        ssl_certfile=path("KPI_KAFKA_SSL_CERTFILE"),
-        ssl_keyfile=path("KPI_KAFKA_SSL_KEYFILE"),
+        **security,
         kpi=load_kpi_config(sla_config),
     )
+
+
+def _kafka_security(
+    text: Callable[[str], str | None],
+    path: Callable[[str], Path | None],
+    choice: Callable[[str, str, tuple[str, ...]], str],
+) -> dict[str, Any]:
+    """The KPI_KAFKA_* settings, checked together: nothing is silently ignored."""
+    protocol = choice("KPI_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
+    settings: dict[str, Any] = {
+        "security_protocol": protocol,
+        "sasl_mechanism": choice("KPI_KAFKA_SASL_MECHANISM", "PLAIN", SASL_MECHANISMS),
+        "sasl_username": text("KPI_KAFKA_SASL_USERNAME"),
+        "sasl_password": text("KPI_KAFKA_SASL_PASSWORD"),
+    }
+    if protocol.startswith("SASL") and not (
+        settings["sasl_username"] and settings["sasl_password"]
+    ):
+        raise ConfigError(
+            f"KPI_KAFKA_SECURITY_PROTOCOL={protocol} needs KPI_KAFKA_SASL_USERNAME "
+            "and KPI_KAFKA_SASL_PASSWORD"
+        )
+    for name in ("cafile", "certfile", "keyfile"):
+        variable = f"KPI_KAFKA_SSL_{name.upper()}"
+        file = path(variable)
+        if file is not None and protocol not in ("SSL", "SASL_SSL"):
+            raise ConfigError(f"{variable} is set but KPI_KAFKA_SECURITY_PROTOCOL={protocol}")
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{variable}={str(file)!r}: no such file")
+        settings[f"ssl_{name}"] = file
+    if settings["ssl_keyfile"] and not settings["ssl_certfile"]:
+        raise ConfigError("KPI_KAFKA_SSL_KEYFILE needs KPI_KAFKA_SSL_CERTFILE")
+    return settings

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +123,12 @@ class Worker:
     """A `kpi-stream worker` subprocess."""
 
     def __init__(
-        self, scenario: Scenario, name: str = "w1", timezone: str = "UTC", store: str = "memory://"
+        self,
+        scenario: Scenario,
+        name: str = "w1",
+        timezone: str = "UTC",
+        store: str = "memory://",
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.scenario = scenario
         self.name = name
@@ -133,6 +138,7 @@ class Worker:
         self.log_path = scenario.workdir / f"{name}.log"
         self.timezone = timezone
         self.store = store
+        self.extra_env = dict(extra_env or {})  # set last: may override KPI_BROKER etc.
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -151,6 +157,7 @@ class Worker:
         )
         if self.scenario.sla_config is not None:
             env["KPI_SLA_CONFIG"] = str(self.scenario.sla_config)
+        env.update(self.extra_env)
         return env
 
     def start(self) -> Worker:

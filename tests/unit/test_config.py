@@ -249,6 +249,8 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
             "KPI_DATA_DIR": str(tmp_path / "data"),
             "KPI_PARTITIONS": "12",
             "KPI_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "KPI_KAFKA_SASL_USERNAME": "kpi",
+            "KPI_KAFKA_SASL_PASSWORD": "secret",
         }
     )
     assert settings.broker == "kafka://10.0.0.1:9093"
@@ -259,6 +261,39 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "data"
     assert settings.partitions == 12
     assert settings.security_protocol == "SASL_SSL"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"KPI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KPI_KAFKA_SASL_USERNAME"),
+        (
+            {"KPI_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KPI_KAFKA_SASL_USERNAME": "u"},
+            "KPI_KAFKA_SASL_PASSWORD",
+        ),
+        ({"KPI_KAFKA_SSL_CAFILE": "/etc/hostname"}, "KPI_KAFKA_SSL_CAFILE"),
+        (
+            {"KPI_KAFKA_SECURITY_PROTOCOL": "SSL", "KPI_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"},
+            "KPI_KAFKA_SSL_CAFILE",
+        ),
+        (
+            {"KPI_KAFKA_SECURITY_PROTOCOL": "SSL", "KPI_KAFKA_SSL_KEYFILE": "/etc/hostname"},
+            "KPI_KAFKA_SSL_CERTFILE",
+        ),
+    ],
+    ids=[
+        "sasl-without-user",
+        "sasl-without-password",
+        "ssl-file-without-ssl",
+        "missing-ca",
+        "key-without-cert",
+    ],
+)
+def test_inconsistent_kafka_security_settings_stop_start_up(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        settings_from_env(env)
 
 
 def test_blank_environment_values_mean_defaults() -> None:
