@@ -147,9 +147,11 @@ def _with_progress(stream: BinaryIO, path: Path) -> Iterator[bytes]:
 
 def _register() -> None:
     from stream.broker.cli import broker
+    from stream.demo import demo
     from stream.simulate.command import simulate
 
     main.add_command(broker)
+    main.add_command(demo)
     main.add_command(simulate)
 
 

@@ -2,8 +2,9 @@
 
 The demo owns a data directory, wiped at every start so that each run begins with
 empty topics (a new backfill on top of an old run's events would count the overlap
-twice). It holds the broker's data and log, the worker's state and log, and the
-simulator's log, and stays after the demo ends for a look at the logs.
+twice). It holds the broker's data and log and the worker's state and log, and stays
+after the demo ends for a look at the logs. The simulator writes to the terminal: only
+its one-line summary when it stops.
 """
 
 from __future__ import annotations
