@@ -89,6 +89,13 @@ def _credentials(settings: Settings) -> Any:
     )
 
 
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """The same KPI_KAFKA_* security as keyword arguments of a plain aiokafka client."""
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    return dict(credentials_to_aiokafka_auth(_credentials(settings)))
+
+
 class KpiApp:
     """The Faust app of a worker, with its processor."""
 

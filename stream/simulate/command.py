@@ -135,14 +135,18 @@ async def produce(
     """Produce the events to Kafka as they come due (key = ticket_id); see `pace`.
 
     `topic_prefix` goes before every topic name (KPI_TOPIC_PREFIX); `Stats` keeps the
-    contract's names."""
+    contract's names. Kafka security comes from the worker's KPI_KAFKA_* variables."""
     from aiokafka import AIOKafkaProducer
+
+    from stream.app import aiokafka_security
+    from stream.config import settings_from_env
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker),
         acks="all",
         linger_ms=20,
         max_batch_size=256 * 1024,
+        **aiokafka_security(settings_from_env()),
     )
     await producer.start()
     try:
