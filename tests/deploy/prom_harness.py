@@ -1,13 +1,14 @@
 """Real Prometheus and Alertmanager on loopback for tests, plus a webhook receiver.
 
 Prometheus loads the rule files of deploy/prometheus/rules, scrapes the targets a test
-gives it every second, evaluates rules every second and sends alerts to Alertmanager,
-which delivers them to a webhook receiver inside the test process.
+gives it every second, evaluates rules every second and sends alerts to Alertmanager.
+Alertmanager runs the repo's deploy/alertmanager/alertmanager.yml (routes, group_wait,
+inhibitions) with every receiver pointed at a webhook receiver inside the test process.
 
 Fixtures (module scope: one stack per test module):
     webhook_receiver    -> WebhookReceiver
     alertmanager        -> Alertmanager, delivering to webhook_receiver
-    prometheus_factory  -> start(targets) -> Prometheus, sending to alertmanager
+    prometheus_factory  -> start(targets, interval_s=1) -> Prometheus, sending to alertmanager
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -30,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_GENERATOR = REPO / "deploy" / "prometheus" / "generate.py"
 RULE_FILES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
+ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 SCRAPE_JOB = "kpi-stream"
 START_TIMEOUT_S = 30.0
+INTERVAL_S = 1  # default scrape and rule evaluation interval of the test Prometheus
 
 
 def load_rules_generator() -> Any:
@@ -189,28 +194,41 @@ class _Daemon:
         wait_until(ready, START_TIMEOUT_S, url)
 
 
+def repo_alertmanager_config(webhook_url: str) -> dict[str, Any]:
+    """The repo's Alertmanager config with every receiver delivering to `webhook_url`."""
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    for receiver in config["receivers"]:
+        receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": True}]
+    return config
+
+
+def group_wait_seconds(labels: dict[str, str]) -> int:
+    """group_wait of the route of the repo's Alertmanager config that takes an alert
+    with `labels` (first matching child route, one level deep, as the config has)."""
+
+    def matches(matcher: str) -> bool:
+        found = re.fullmatch(r'(\w+)(=~|=)"(.*)"', matcher)
+        assert found, f"unsupported matcher {matcher}"
+        name, operator, value = found.groups()
+        got = labels.get(name, "")
+        return got == value if operator == "=" else re.fullmatch(value, got) is not None
+
+    route: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())["route"]
+    child: dict[str, Any] = next(
+        (r for r in route.get("routes", []) if all(map(matches, r["matchers"]))), {}
+    )
+    seconds: int = load_rules_generator().seconds({**route, **child}["group_wait"])
+    return seconds
+
+
 class Alertmanager:
-    """Alertmanager that sends every alert to one webhook, grouping and waiting 1 s."""
+    """Alertmanager with the repo's routes, every receiver delivering to one webhook."""
 
     def __init__(self, binary: str, workdir: Path, webhook_url: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "route": {
-                "receiver": "test-webhook",
-                "group_by": ["alertname", "queue", "priority", "instance", "topic"],
-                "group_wait": "1s",
-                "group_interval": "1s",
-                "repeat_interval": "1h",
-            },
-            "receivers": [
-                {
-                    "name": "test-webhook",
-                    "webhook_configs": [{"url": webhook_url, "send_resolved": True}],
-                }
-            ],
-        }
+        config = repo_alertmanager_config(webhook_url)
         config_path = workdir / "alertmanager.yml"
         config_path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
         self._daemon = _Daemon(
@@ -234,7 +252,10 @@ class Alertmanager:
 
 
 class Prometheus:
-    """Prometheus scraping `targets` (host:port) as job kpi-stream with the project's rules."""
+    """Prometheus scraping `targets` (host:port) as job kpi-stream with the project's rules.
+
+    Scrapes and rule evaluations every `interval_s`; a scrape may take as long.
+    """
 
     def __init__(
         self,
@@ -243,13 +264,19 @@ class Prometheus:
         targets: list[str],
         alertmanager_url: str | None,
         rule_files: list[Path] = RULE_FILES,
-        interval: str = "1s",
+        interval_s: int = INTERVAL_S,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.interval_s = interval_s
+        interval = f"{interval_s}s"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config: dict[str, Any] = {
-            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "global": {
+                "scrape_interval": interval,
+                "scrape_timeout": interval,
+                "evaluation_interval": interval,
+            },
             "rule_files": [str(path) for path in rule_files],
             "scrape_configs": [{"job_name": SCRAPE_JOB, "static_configs": [{"targets": targets}]}],
         }
@@ -289,9 +316,13 @@ class Prometheus:
             answer = json.load(error)
         return answer
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """Instant query; the result list. Raises AssertionError if Prometheus rejects it."""
-        answer = self.api("query", query=expr)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query (now, or at epoch seconds `at`); the result list.
+
+        Raises AssertionError if Prometheus rejects it.
+        """
+        params = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+        answer = self.api("query", **params)
         assert answer["status"] == "success", f"{expr!r}: {answer.get('error')}"
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
@@ -342,16 +373,17 @@ def prometheus_factory(
     prometheus_binaries: dict[str, str],
     alertmanager: Alertmanager,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[list[str]], Prometheus]]:
-    """start(targets) -> a running Prometheus; all are stopped at the end of the module."""
+) -> Iterator[Callable[..., Prometheus]]:
+    """start(targets, interval_s=1) -> a running Prometheus; stopped at the end of the module."""
     started: list[Prometheus] = []
 
-    def start(targets: list[str]) -> Prometheus:
+    def start(targets: list[str], interval_s: int = INTERVAL_S) -> Prometheus:
         prometheus = Prometheus(
             prometheus_binaries["prometheus"],
             tmp_path_factory.mktemp("prometheus"),
             targets,
             alertmanager.url,
+            interval_s=interval_s,
         )
         started.append(prometheus)
         return prometheus
