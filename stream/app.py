@@ -249,8 +249,12 @@ class KpiApp:
                 del self.tickets.data[ticket_id]
                 self.tickets.send_changelog(partition, ticket_id, None, value_serializer="raw")
 
-    def lag(self) -> dict[TP, int]:
-        """Messages not yet processed, per owned input partition."""
+    async def lag(self) -> dict[TP, int]:
+        """Messages not yet processed, per owned input partition.
+
+        Before this worker has processed anything from a partition, its consumer position
+        (the committed offset) stands in, so a worker stuck after a restart shows its lag.
+        """
         consumer = self.app.consumer
         result = {}
         for tp in consumer.assignment():
@@ -258,6 +262,8 @@ class KpiApp:
                 continue
             highwater = consumer.highwater(tp)
             position = self.positions.get(tp)
+            if position is None:
+                position = await consumer.position(tp)
             if highwater is not None and position is not None:
                 result[tp] = max(0, highwater - position)
         return result

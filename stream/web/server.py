@@ -17,6 +17,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 from aiohttp import web
+from faust.types import TP
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -112,8 +113,8 @@ class SystemView:
 class HealthCollector:
     """Pipeline health of this worker: events by outcome, rejections, lag, coverage."""
 
-    def __init__(self, kpi: KpiApp, system: Snapshot) -> None:
-        self.kpi, self.system = kpi, system
+    def __init__(self, kpi: KpiApp, system: Snapshot, lag: dict[TP, int]) -> None:
+        self.kpi, self.system, self.lag = kpi, system, lag
 
     def collect(self) -> Iterator[Metric]:
         processor = self.kpi.processor
@@ -146,7 +147,7 @@ class HealthCollector:
         lag = GaugeMetricFamily(
             "cs_consumer_lag_messages", "Messages not yet processed", labels=["topic", "partition"]
         )
-        for tp, messages in sorted(self.kpi.lag().items()):
+        for tp, messages in sorted(self.lag.items()):
             lag.add_metric([tp.topic, str(tp.partition)], messages)
         yield from (last, processed, lag)
         yield GaugeMetricFamily(
@@ -296,7 +297,7 @@ class WebServer(Service):
         families.extend(components(local.cap_queues(max_queues), layout))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed(families))
-        registry.register(HealthCollector(self.kpi, system))
+        registry.register(HealthCollector(self.kpi, system, await self.kpi.lag()))
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

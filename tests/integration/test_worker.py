@@ -93,6 +93,13 @@ def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_inval
         for (n, labels), v in health.items()
         if n == "cs_events_total" and ("outcome", "duplicate") in labels
     )
+    lag = {
+        dict(labels)["topic"] + "/" + dict(labels)["partition"]: v
+        for (n, labels), v in health.items()
+        if n == "cs_consumer_lag_messages"
+    }
+    assert len(lag) == 4 * scenario.partitions, "consumer lag missing for some partitions"
+    assert set(lag.values()) == {0}
     invalid = {value for value, _ in events.invalid}
     produced = Counter(value for _, _, value in events.messages if value not in invalid)
     assert duplicates == sum(c - 1 for c in produced.values() if c > 1)
