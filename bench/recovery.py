@@ -1,0 +1,155 @@
+"""Recovery time and memory on 1,000,000 tickets of state; /metrics scrape time.
+
+    python -m bench.recovery [--quick]
+
+Recovery: a worker applies one `ticket.opened` per ticket, is stopped (SIGTERM) and started
+again with the same app id and data directory; the time from process start to /readyz 200
+is the recovery time. Memory: resident memory after the load minus before it, per ticket.
+Scrape: a fresh worker holding 100,000 open tickets, /metrics requested 20 times, each more
+than 250 ms after the last so that every scrape computes a fresh snapshot (the worker
+reuses a snapshot for 250 ms).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from bench.common import (
+    Figure,
+    Message,
+    Namespace,
+    WorkerProcess,
+    http_get,
+    median,
+    metric_sum,
+    rss_bytes,
+    running_worker,
+    scaled,
+    standalone,
+)
+from stream.simulate.generator import DEFAULT_QUEUES
+
+TICKETS = 1_000_000
+SCRAPE_TICKETS = 100_000
+SCRAPES = 20
+SCRAPE_SPACING_S = 0.3
+MANY_QUEUES = tuple(f"queue-{n:03d}" for n in range(100))  # the default max_queues
+CHANNELS = ("phone", "email", "chat", "social", "web", "other")
+PRIORITIES = ("low", "normal", "high", "urgent")
+TARGET_RECOVERY_S = 10
+TARGET_BYTES = 1024
+TARGET_SCRAPE_MS = 50
+
+
+def opened_events(count: int, queues: tuple[str, ...], tag: str) -> Iterator[Message]:
+    """One `ticket.opened` per new ticket, opened over the last 24 h, every label set used."""
+    now_ms = time.time_ns() // 1_000_000
+    for n in range(count):
+        ticket_id = f"tk-{tag}-{n:07d}"
+        value = orjson.dumps(
+            {
+                "event_id": f"{n:08x}-7c4e-4a8e-9b1d-{tag}{n:06x}",  # UUID-sized
+                "type": "ticket.opened",
+                "ticket_id": ticket_id,
+                "occurred_at": now_ms - (n * 86_400_000 // count),
+                "queue": queues[n % len(queues)],
+                "channel": CHANNELS[n % len(CHANNELS)],
+                "priority": PRIORITIES[n // len(CHANNELS) % len(PRIORITIES)],
+            }
+        )
+        yield "cs.ticket.opened", ticket_id.encode(), value
+
+
+@contextmanager
+def loaded_worker(
+    bootstrap: str, workdir: Path, tag: str, count: int, queues: tuple[str, ...]
+) -> Iterator[tuple[WorkerProcess, int]]:
+    """A ready worker that has applied `count` new tickets; (worker, RSS before the load)."""
+    namespace = Namespace(bootstrap, tag)
+    namespace.create_topics()
+    with running_worker(namespace, workdir) as worker:
+        worker.start()
+        worker.wait_ready()
+        time.sleep(2)  # let start-up settle before the empty-state RSS
+        empty_rss = rss_bytes(worker.pid)
+        namespace.produce(opened_events(count, queues, namespace.prefix[1:7]))
+        worker.wait_processed(count, timeout_s=3600)
+        yield worker, empty_rss
+
+
+def indexing_seconds(log: Path) -> float | None:
+    """How long the last index rebuild took, from the worker's log."""
+    found = re.findall(r"indexed partitions .* in ([\d.]+) s", log.read_text(errors="replace"))
+    return float(found[-1]) if found else None
+
+
+def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
+    count = scaled(TICKETS, quick)
+    with loaded_worker(bootstrap, workdir, "recovery", count, DEFAULT_QUEUES) as loaded:
+        worker, empty_rss = loaded
+        time.sleep(5)  # the last batches' changelog records go out; memory settles
+        per_ticket = (rss_bytes(worker.pid) - empty_rss) / count
+        worker.stop()
+        started = worker.start()
+        recovered_s = worker.wait_ready(timeout_s=1800) - started
+        open_tickets = metric_sum(worker.metrics(), "cs_tickets_open")
+        per_ticket_after = (rss_bytes(worker.pid) - empty_rss) / count
+        indexing = indexing_seconds(worker.log_path)
+    return [
+        Figure(
+            f"recovery, {count:,} tickets (start → /readyz 200)",
+            recovered_s,
+            "s",
+            f"<= {TARGET_RECOVERY_S}",
+            recovered_s <= TARGET_RECOVERY_S and open_tickets == count,
+            f"{open_tickets:,.0f} open tickets after; index rebuild {indexing} s of it",
+        ),
+        Figure(
+            "RSS per ticket after the load",
+            per_ticket,
+            "bytes",
+            f"<= {TARGET_BYTES}",
+            per_ticket <= TARGET_BYTES,
+            f"empty worker {empty_rss / 2**20:.0f} MiB",
+        ),
+        Figure("RSS per ticket after recovery", per_ticket_after, "bytes"),
+    ]
+
+
+def scrape_time(bootstrap: str, workdir: Path, quick: bool, queues: tuple[str, ...]) -> Figure:
+    count = scaled(SCRAPE_TICKETS, quick)
+    with loaded_worker(bootstrap, workdir, f"scrape{len(queues)}", count, queues) as loaded:
+        worker = loaded[0]
+        times, size, lines = [], 0, 0
+        for _ in range(SCRAPES):
+            time.sleep(SCRAPE_SPACING_S)
+            _, body, seconds = http_get(f"{worker.url}/metrics")
+            times.append(1000 * seconds)
+            size, lines = len(body), body.count(b"\n")
+    scrape_ms = median(times)
+    return Figure(
+        f"/metrics scrape, {count:,} open tickets, {len(queues)} queues (median)",
+        scrape_ms,
+        "ms",
+        f"<= {TARGET_SCRAPE_MS}",
+        scrape_ms <= TARGET_SCRAPE_MS,
+        f"{lines:,} lines, {size / 2**20:.1f} MiB; min {min(times):.0f} max {max(times):.0f}",
+    )
+
+
+def run(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
+    return [
+        *recovery(bootstrap, workdir, quick),
+        scrape_time(bootstrap, workdir, quick, DEFAULT_QUEUES),
+        scrape_time(bootstrap, workdir, quick, MANY_QUEUES),
+    ]
+
+
+if __name__ == "__main__":
+    standalone("recovery, memory and scrape time", run)

@@ -1,0 +1,178 @@
+"""Replay throughput: the worker against a bare aiokafka + orjson loop over the same events.
+
+python -m bench.throughput [--quick] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.common import (
+    PARTITIONS,
+    REPO,
+    Figure,
+    Namespace,
+    WorkerProcess,
+    cpu_seconds,
+    median,
+    rss_bytes,
+    running_worker,
+    scaled,
+    simulator_events,
+    standalone,
+)
+from stream.kpi.types import INPUT_TOPICS
+
+EVENTS = 1_000_000
+BASELINE_RUNS = 3
+TARGET_EVENTS_S = 50_000
+TARGET_RATIO = 0.5
+PROFILE_SECONDS = 20
+
+
+async def baseline(bootstrap: str, prefix: str, count: int) -> float:
+    """Events/s of a consumer that only decodes: start → `count` values parsed."""
+    started = time.perf_counter()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign(
+            [TopicPartition(prefix + t, p) for t in INPUT_TOPICS for p in range(PARTITIONS)]
+        )
+        consumed = 0
+        while consumed < count:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        orjson.loads(record.value or b"")
+                consumed += len(records)
+    finally:
+        await consumer.stop()
+    return count / (time.perf_counter() - started)
+
+
+def profile_worker(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling every thread of the worker, running or idle, for PROFILE_SECONDS."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [py_spy, "record", "-p", str(pid), "-d", str(PROFILE_SECONDS), "-f", "raw"]
+    command += ["--full-filenames", "--threads", "--idle"]
+    return subprocess.Popen([*command, "-o", str(output)], stdout=subprocess.DEVNULL)
+
+
+def replay(worker: WorkerProcess, count: int, profile: Path | None) -> dict[str, float]:
+    """Start the worker on topics that already hold `count` events; time it to the last one."""
+    started = worker.start()
+    first_at, first_count = worker.wait_processed(1, timeout_s=300)
+    cpu_at_first = cpu_seconds(worker.pid)
+    profiler = profile_worker(worker.pid, profile) if profile else None
+    done_at, _ = worker.wait_processed(count, timeout_s=1800)
+    cpu = cpu_seconds(worker.pid) - cpu_at_first
+    finished = time.perf_counter()
+    rss = rss_bytes(worker.pid)
+    if profiler is not None:
+        profiler.wait(PROFILE_SECONDS + 60)
+    return {
+        "total": count / (done_at - started),
+        "steady": (count - first_count) / (done_at - first_at),
+        "startup_s": first_at - started,
+        "rss_mb": rss / 2**20,
+        "cpu": cpu / (finished - first_at),
+    }
+
+
+def faust_noop(namespace: Namespace, workdir: Path, count: int) -> dict[str, float]:
+    """The counting Faust agent (bench.faust_noop) over the same events, in its own process."""
+    command = [sys.executable, "-m", "bench.faust_noop", namespace.bootstrap, namespace.prefix]
+    log = workdir / f"faust-noop-{namespace.prefix.rstrip('.')}.log"
+    started = time.time()
+    with log.open("ab") as stderr:
+        done = subprocess.run(
+            [*command, str(count), str(workdir / "noop")],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=REPO,
+            timeout=1800,
+            check=True,
+        )
+    line = next(x for x in done.stdout.splitlines() if x.startswith(b'{"first"'))
+    times = orjson.loads(line)
+    return {
+        "total": count / (times["done"] - started),
+        "steady": count / (times["done"] - times["first"]),
+    }
+
+
+def run(bootstrap: str, workdir: Path, quick: bool, profile: Path | None = None) -> list[Figure]:
+    count = scaled(EVENTS, quick)
+    events = simulator_events(count)
+    tickets = len({key for _, key, _ in events})
+    namespace = Namespace(bootstrap, "throughput")
+    namespace.create_topics()
+    started = time.perf_counter()
+    namespace.produce(events)
+    produce_rate = count / (time.perf_counter() - started)
+    del events
+    print(f"produced {count:,} simulator events of {tickets:,} tickets", flush=True)
+
+    runs = [asyncio.run(baseline(bootstrap, namespace.prefix, count)) for _ in range(BASELINE_RUNS)]
+    print("baseline events/s: " + ", ".join(f"{r:,.0f}" for r in runs), flush=True)
+    noop = faust_noop(namespace, workdir, count)
+    print(f"Faust no-op agent events/s: {noop['total']:,.0f}", flush=True)
+    with running_worker(namespace, workdir) as worker:
+        measured = replay(worker, count, profile)
+    base = median(runs)
+    total, steady = measured["total"], measured["steady"]
+    return [
+        Figure(f"producer (acks=1) {count:,} events", produce_rate, "events/s"),
+        Figure(
+            "baseline aiokafka+orjson (median)",
+            base,
+            "events/s",
+            note="runs " + " ".join(f"{r:,.0f}" for r in runs),
+        ),
+        Figure("Faust no-op agent (process start → all)", noop["total"], "events/s"),
+        Figure("Faust no-op agent, first event → all", noop["steady"], "events/s"),
+        Figure(
+            "worker replay (process start → all applied)",
+            total,
+            "events/s",
+            f">= {TARGET_EVENTS_S:,}",
+            total >= TARGET_EVENTS_S,
+        ),
+        Figure(
+            "worker/baseline ratio",
+            total / base,
+            "x",
+            f">= {TARGET_RATIO}",
+            total / base >= TARGET_RATIO,
+        ),
+        Figure("worker replay, first event → all applied", steady, "events/s"),
+        Figure("worker/baseline ratio, first event → all", steady / base, "x"),
+        Figure("worker start-up (process start → first event)", measured["startup_s"], "s"),
+        Figure("worker CPU use, first event → all applied", 100 * measured["cpu"], "% of a core"),
+        Figure(f"worker RSS after replay ({tickets:,} tickets)", measured["rss_mb"], "MiB"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Replay throughput of the worker")
+    parser.add_argument(
+        "--profile", type=Path, help=f"py-spy the worker for {PROFILE_SECONDS} s into FILE (raw)"
+    )
+    standalone("replay throughput", run, parser)
+
+
+if __name__ == "__main__":
+    main()
