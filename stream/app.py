@@ -164,6 +164,9 @@ class KpiApp:
         replays harmless.
         """
         tickets = self.tickets.data
+        # Faust pauses the stream whenever more than 100 records wait in its producer
+        # buffer (and logs a warning each time); a batch writes up to BATCH_MAX.
+        self.app.producer.buffer.max_messages = 2 * BATCH_MAX
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             changed: dict[str, tuple[int, Ticket]] = {}
             now = _now_ms()
@@ -212,8 +215,15 @@ class KpiApp:
         new = owned - set(self.processor.indexes)
         started = time.monotonic()
         partitions = self.settings.partitions
+        # The memory store remembers the partition of every key it recovered, which saves
+        # a pure-Python murmur2 per ticket (seconds per million); other keys are hashed.
+        recovered: dict[str, int] = getattr(self.tickets.data, "_key_partition", {})
         self.processor.assign(
-            new, ((key_partition(tid, partitions), t) for tid, t in self.tickets.data.items())
+            new,
+            (
+                (p if (p := recovered.get(tid)) is not None else key_partition(tid, partitions), t)
+                for tid, t in self.tickets.data.items()
+            ),
         )
         self.recovered = True
         log.info("indexed partitions %s in %.2f s", sorted(new), time.monotonic() - started)
@@ -252,18 +262,21 @@ class KpiApp:
     async def lag(self) -> dict[TP, int]:
         """Messages not yet processed, per owned input partition.
 
-        Before this worker has processed anything from a partition, its consumer position
-        (the committed offset) stands in, so a worker stuck after a restart shows its lag.
+        High watermarks are asked of the broker (the fetcher's own lag behind when the
+        worker is behind); before this worker has processed anything from a partition,
+        its consumer position (the committed offset) stands in.
         """
         consumer = self.app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic in self.input_topics]
+        if not owned:
+            return {}
+        highwaters = await consumer.highwaters(*owned)
         result = {}
-        for tp in consumer.assignment():
-            if tp.topic not in self.input_topics:
-                continue
-            highwater = consumer.highwater(tp)
+        for tp in owned:
             position = self.positions.get(tp)
             if position is None:
                 position = await consumer.position(tp)
+            highwater = highwaters.get(tp)
             if highwater is not None and position is not None:
                 result[tp] = max(0, highwater - position)
         return result

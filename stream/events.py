@@ -8,6 +8,7 @@ to the dead-letter topic and carry on.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -104,9 +105,10 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
             event_type,
             ticket_id,
             occurred_at,
-            queue=_identifier(obj, "queue"),
-            channel=_choice(obj, "channel", CHANNELS),
-            priority=_choice(obj, "priority", PRIORITIES),
+            # Interned: a million tickets share a handful of label strings.
+            queue=sys.intern(_identifier(obj, "queue")),
+            channel=sys.intern(_choice(obj, "channel", CHANNELS)),
+            priority=sys.intern(_choice(obj, "priority", PRIORITIES)),
         )
     if event_type == "survey.responded":
         survey = _choice(obj, "survey", SURVEY_KINDS)

@@ -7,6 +7,7 @@ replayed or redelivered event can never move a number.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import Any
@@ -129,7 +130,7 @@ def loads(raw: bytes) -> Ticket:
     ticket_id, opened, first_reply_at, resolved_at, csat, nps, last, seen = orjson.loads(raw)
     return Ticket(
         ticket_id,
-        None if opened is None else Opened(*opened),
+        None if opened is None else _opened(*opened),
         first_reply_at,
         resolved_at,
         None if csat is None else SurveyAnswer(*csat),
@@ -137,6 +138,11 @@ def loads(raw: bytes) -> Ticket:
         last,
         frozenset(seen),
     )
+
+
+def _opened(at: int, event_id: str, queue: str, channel: str, priority: str) -> Opened:
+    """An Opened with its label strings interned, as the decoder gives them."""
+    return Opened(at, event_id, sys.intern(queue), sys.intern(channel), sys.intern(priority))
 
 
 def _dump_answer(answer: SurveyAnswer | None) -> list[Any] | None:

@@ -176,7 +176,13 @@ def _add_invalid(result: EventSet, now_ms: int, seed: int) -> None:
         ),
         # expressible only on Kafka, not in a JSONL file: kept out of the report's input
         ("cs.ticket.resolved", f"B-{seed}".encode(), variant(), "type_mismatch", False),
-        ("cs.ticket.opened", b"another-key", variant(), "key_mismatch", False),
+        (
+            "cs.ticket.opened",
+            b"another-key",
+            variant(event_id=f"bad{seed}-key"),
+            "key_mismatch",
+            False,
+        ),
     ]
     for topic, key, value, reason, in_report in cases:
         result.messages.append((topic, key, value))
