@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 TICKET_TABLE = "tickets"
 SWEEP_INTERVAL_S = 600.0
 SWEEP_CHUNK = 5000
+OFFSETS_REFRESH_S = 2.0
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
 
@@ -104,6 +105,8 @@ class KpiApp:
         self.processor = Processor(settings.kpi, settings.timezone, started_ms=_now_ms())
         self.recovered = False
         self.positions: dict[TP, int] = {}  # next offset to process, per input partition
+        self.start_positions: dict[TP, int] = {}  # consumer position before the first event
+        self.highwaters: dict[TP, int] = {}  # from the broker, see _refresh_offsets
         prefix = settings.topic_prefix
         self.input_topics = tuple(prefix + t for t in INPUT_TOPICS)
         self.app = faust.App(
@@ -153,6 +156,7 @@ class KpiApp:
         # Sweep often enough that expiry lags retention by at most a quarter of it.
         sweep_every = min(SWEEP_INTERVAL_S, settings.kpi.retention_ms / 4000)
         self.app.timer(sweep_every)(self._sweep_expired)
+        self.app.timer(OFFSETS_REFRESH_S)(self._refresh_offsets)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
     async def _process(self, stream: Any) -> None:
@@ -235,6 +239,8 @@ class KpiApp:
         self.processor.revoke({tp.partition for tp in revoked if tp.topic in self.input_topics})
         for tp in revoked:
             self.positions.pop(tp, None)
+            self.start_positions.pop(tp, None)
+            self.highwaters.pop(tp, None)
 
     async def _sweep_expired(self) -> None:
         """Delete tickets past retention from the table (a tombstone each) and the index.
@@ -259,25 +265,37 @@ class KpiApp:
                 del self.tickets.data[ticket_id]
                 self.tickets.send_changelog(partition, ticket_id, None, value_serializer="raw")
 
-    async def lag(self) -> dict[TP, int]:
-        """Messages not yet processed, per owned input partition.
+    async def _refresh_offsets(self) -> None:
+        """Ask the broker for the high watermarks of the owned input partitions.
 
-        High watermarks are asked of the broker (the fetcher's own lag behind when the
-        worker is behind); before this worker has processed anything from a partition,
-        its consumer position (the committed offset) stands in.
+        A timer rather than the scrape does it, because the request goes through the
+        consumer thread and can take a second. Where nothing has been processed yet, the
+        consumer position (the committed offset) is kept as the starting point.
         """
         consumer = self.app.consumer
         owned = [tp for tp in consumer.assignment() if tp.topic in self.input_topics]
-        if not owned:
-            return {}
-        highwaters = await consumer.highwaters(*owned)
+        if owned:
+            self.highwaters = dict(await consumer.highwaters(*owned))
+            for tp in owned:
+                if tp not in self.positions:
+                    position = await consumer.position(tp)
+                    if position is not None:
+                        self.start_positions[tp] = position
+
+    def lag(self) -> dict[TP, int]:
+        """Messages not yet processed, per owned input partition.
+
+        The high watermark is the newer of the broker's (refreshed every few seconds) and
+        the fetcher's last known one, which lags behind when the worker is behind.
+        """
+        consumer = self.app.consumer
         result = {}
-        for tp in owned:
-            position = self.positions.get(tp)
-            if position is None:
-                position = await consumer.position(tp)
-            highwater = highwaters.get(tp)
-            if highwater is not None and position is not None:
+        for tp in consumer.assignment():
+            if tp.topic not in self.input_topics:
+                continue
+            highwater = max(self.highwaters.get(tp, -1), consumer.highwater(tp) or -1)
+            position = self.positions.get(tp, self.start_positions.get(tp))
+            if highwater >= 0 and position is not None:
                 result[tp] = max(0, highwater - position)
         return result
 

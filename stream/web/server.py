@@ -288,7 +288,6 @@ class WebServer(Service):
         )
 
     async def metrics(self, _: web.Request) -> web.Response:
-        lag = await self.kpi.lag()  # before the snapshot, which should be as fresh as can be
         local, system = await self.view.current()
         max_queues = self.kpi.settings.kpi.max_queues
         layout = self.kpi.processor.layout
@@ -298,7 +297,7 @@ class WebServer(Service):
         families.extend(components(local.cap_queues(max_queues), layout))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed(families))
-        registry.register(HealthCollector(self.kpi, system, lag))
+        registry.register(HealthCollector(self.kpi, system, self.kpi.lag()))
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
