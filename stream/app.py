@@ -105,7 +105,6 @@ class KpiApp:
         self.processor = Processor(settings.kpi, settings.timezone, started_ms=_now_ms())
         self.recovered = False
         self.positions: dict[TP, int] = {}  # next offset to process, per input partition
-        self.start_positions: dict[TP, int] = {}  # consumer position before the first event
         self.highwaters: dict[TP, int] = {}  # from the broker, see _refresh_offsets
         prefix = settings.topic_prefix
         self.input_topics = tuple(prefix + t for t in INPUT_TOPICS)
@@ -239,7 +238,6 @@ class KpiApp:
         self.processor.revoke({tp.partition for tp in revoked if tp.topic in self.input_topics})
         for tp in revoked:
             self.positions.pop(tp, None)
-            self.start_positions.pop(tp, None)
             self.highwaters.pop(tp, None)
 
     async def _sweep_expired(self) -> None:
@@ -269,18 +267,21 @@ class KpiApp:
         """Ask the broker for the high watermarks of the owned input partitions.
 
         A timer rather than the scrape does it, because the request goes through the
-        consumer thread and can take a second. Where nothing has been processed yet, the
-        consumer position (the committed offset) is kept as the starting point.
+        consumer thread and can take a second.
         """
         consumer = self.app.consumer
         owned = [tp for tp in consumer.assignment() if tp.topic in self.input_topics]
-        if owned:
-            self.highwaters = dict(await consumer.highwaters(*owned))
-            for tp in owned:
-                if tp not in self.positions:
-                    position = await consumer.position(tp)
-                    if position is not None:
-                        self.start_positions[tp] = position
+        if not owned:
+            return
+        try:
+            highwaters = dict(await consumer.highwaters(*owned))
+        except Exception as exc:  # e.g. a rebalance took a partition away meanwhile
+            # Only a gauge depends on this: never let it stop the worker (Faust crashes the
+            # whole app on an exception in a timer).
+            log.warning("could not refresh high watermarks: %r", exc)
+            return
+        assigned = consumer.assignment()
+        self.highwaters = {tp: hw for tp, hw in highwaters.items() if tp in assigned}
 
     def lag(self) -> dict[TP, int]:
         """Messages not yet processed, per owned input partition.
@@ -294,7 +295,7 @@ class KpiApp:
             if tp.topic not in self.input_topics:
                 continue
             highwater = max(self.highwaters.get(tp, -1), consumer.highwater(tp) or -1)
-            position = self.positions.get(tp, self.start_positions.get(tp))
+            position = self.positions.get(tp)
             if highwater >= 0 and position is not None:
                 result[tp] = max(0, highwater - position)
         return result
