@@ -15,8 +15,9 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream.errors import ConfigError
+from stream.kpi.contact import DEFAULT_SERVICE_LEVEL_S, ContactPolicy
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S, DEFAULT_RESOLUTION_S, SlaPolicy
-from stream.kpi.types import PRIORITIES
+from stream.kpi.types import CONTACT_CHANNELS, PRIORITIES
 
 DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
     "first_response_time_average_seconds": {
@@ -50,6 +51,12 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "first_response_seconds",
         "resolution_seconds",
         "thresholds",
+        "short_abandon_seconds",
+        "contact_stale_seconds",
+        "agent_stale_seconds",
+        "max_agents",
+        "contact_service_level_seconds",
+        "cost_per_hour",
     }
 )
 
@@ -62,11 +69,20 @@ class KpiConfig:
     max_queues: int = 100
     ticket_retention_days: float = 35
     thresholds: dict[str, dict[str, Any]] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
+    contact: ContactPolicy = field(default_factory=ContactPolicy)
+    agent_stale_seconds: float = 43200
+    max_agents: int = 200
+    cost_per_hour: dict[str, float] | None = None  # None: no [cost_per_hour], no cost gauges
 
     @property
     def retention_ms(self) -> int:
         """Ticket retention in milliseconds."""
         return round(self.ticket_retention_days * 86_400_000)
+
+    @property
+    def agent_stale_ms(self) -> int:
+        """How long an agent's latest status holds before it counts as offline."""
+        return round(self.agent_stale_seconds * 1000)
 
 
 def load_kpi_config(path: Path | None) -> KpiConfig:
@@ -104,13 +120,69 @@ def parse_kpi_config(data: Mapping[str, Any]) -> KpiConfig:
         resolution_ms=_targets(data, "resolution_seconds", DEFAULT_RESOLUTION_S),
         at_risk_fraction=fraction,
     )
-    return KpiConfig(sla, max_queues, retention, _thresholds(data.get("thresholds", {})))
+    contact = ContactPolicy(
+        service_level_ms=_per_name(
+            data, "contact_service_level_seconds", DEFAULT_SERVICE_LEVEL_S, CONTACT_CHANNELS
+        ),
+        short_abandon_ms=round(_positive(data, "short_abandon_seconds", 5) * 1000),
+        stale_ms=round(_positive(data, "contact_stale_seconds", 14400) * 1000),
+    )
+    cost = data.get("cost_per_hour")
+    return KpiConfig(
+        sla,
+        max_queues,
+        retention,
+        _thresholds(data.get("thresholds", {})),
+        contact=contact,
+        agent_stale_seconds=_positive(data, "agent_stale_seconds", 43200),
+        max_agents=_whole(data, "max_agents", 200),
+        cost_per_hour=None if cost is None else _costs(cost),
+    )
 
 
-def _number(data: Mapping[str, Any], key: str, default: float) -> float:
+def _positive(data: Mapping[str, Any], key: str, default: float, prefix: str = "") -> float:
+    value = _number(data, key, default, prefix)
+    if value <= 0:
+        raise ConfigError(f"key '{prefix}{key}': must be positive, got {value}")
+    return value
+
+
+def _whole(data: Mapping[str, Any], key: str, default: int) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"key {key!r}: must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _per_name(
+    data: Mapping[str, Any], key: str, defaults: Mapping[str, int], names: tuple[str, ...]
+) -> dict[str, int]:
+    """A table of name = positive seconds over `defaults`, in milliseconds."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"key {key!r}: must be a table of name = seconds")
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"key '{key}.{unknown[0]}': unknown (known: {', '.join(names)})")
+    return {n: round(_positive(table, n, defaults[n], f"{key}.") * 1000) for n in names}
+
+
+def _costs(table: Any) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise ConfigError("key 'cost_per_hour': must be a table of team = amount per hour")
+    costs = {}
+    for team in table:
+        value = _number(table, team, 0, "cost_per_hour.")
+        if value < 0:
+            raise ConfigError(f"key 'cost_per_hour.{team}': must not be negative, got {value}")
+        costs[team] = value
+    return costs
+
+
+def _number(data: Mapping[str, Any], key: str, default: float, prefix: str = "") -> float:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"key {key!r}: must be a finite number, got {value!r}")
+        raise ConfigError(f"key '{prefix}{key}': must be a finite number, got {value!r}")
     return float(value)
 
 

@@ -15,7 +15,15 @@ from typing import Any, Final
 
 import orjson
 
-from stream.kpi.types import CHANNELS, PRIORITIES, SURVEY_KINDS, TOPIC_OF_TYPE
+from stream.kpi.types import (
+    AGENT_STATUSES,
+    CHANNELS,
+    CONTACT_CHANNELS,
+    ID_FIELD_OF_TYPE,
+    PRIORITIES,
+    SURVEY_KINDS,
+    TOPIC_OF_TYPE,
+)
 from stream.kpi.windows import to_ms
 
 MAX_ID_LENGTH: Final = 128
@@ -42,11 +50,15 @@ REASONS: Final[tuple[str, ...]] = (
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None."""
+    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None.
+
+    `entity_id` is the id its type names the entity by: `ticket_id`, `contact_id` or
+    `agent_id` (for `agent.status`, `agent_id` holds the same string).
+    """
 
     event_id: str
     type: str
-    ticket_id: str
+    entity_id: str
     occurred_at: int
     queue: str | None = None
     channel: str | None = None
@@ -54,6 +66,8 @@ class Event:
     agent_id: str | None = None
     survey: str | None = None
     score: int | None = None
+    status: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +107,10 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
     if topic is not None and TOPIC_OF_TYPE[event_type] != topic:
         raise _Invalid("type_mismatch", f"type {event_type} does not belong on this topic")
     event_id = _identifier(obj, "event_id")
-    ticket_id = _identifier(obj, "ticket_id")
-    if key is not None and key != ticket_id.encode():
-        raise _Invalid("key_mismatch", "message key differs from ticket_id")
+    id_field = ID_FIELD_OF_TYPE[event_type]
+    entity_id = _identifier(obj, id_field)
+    if key is not None and key != entity_id.encode():
+        raise _Invalid("key_mismatch", f"message key differs from {id_field}")
     occurred_at = parse_occurred_at(obj.get("occurred_at", _MISSING))
     if occurred_at > now_ms + MAX_FUTURE_MS:
         raise _Invalid("future_timestamp", "occurred_at is more than 300 s ahead of the clock")
@@ -103,7 +118,7 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
         return Event(
             event_id,
             event_type,
-            ticket_id,
+            entity_id,
             occurred_at,
             # Interned: a million tickets share a handful of label strings.
             queue=sys.intern(_identifier(obj, "queue")),
@@ -116,11 +131,33 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
         low, high = SCORE_RANGE[survey]
         if isinstance(score, bool) or not low <= score <= high:
             raise _Invalid("invalid_field", f"score out of range {low}..{high} for {survey}")
-        return Event(event_id, event_type, ticket_id, occurred_at, survey=survey, score=score)
+        return Event(event_id, event_type, entity_id, occurred_at, survey=survey, score=score)
+    if event_type == "contact.queued":
+        if obj.get("customer_id") is not None:
+            _identifier(obj, "customer_id")
+        return Event(
+            event_id,
+            event_type,
+            entity_id,
+            occurred_at,
+            queue=sys.intern(_identifier(obj, "queue")),
+            channel=sys.intern(_choice(obj, "channel", CONTACT_CHANNELS)),
+        )
+    if event_type == "agent.status":
+        team = obj.get("team")
+        return Event(
+            event_id,
+            event_type,
+            entity_id,
+            occurred_at,
+            agent_id=entity_id,
+            status=sys.intern(_choice(obj, "status", AGENT_STATUSES)),
+            team=sys.intern("default" if team is None else _identifier(obj, "team")),
+        )
     agent_id = obj.get("agent_id")
     if agent_id is not None and not isinstance(agent_id, str):
         raise _Invalid("invalid_field", "field agent_id must be a str")
-    return Event(event_id, event_type, ticket_id, occurred_at, agent_id=agent_id)
+    return Event(event_id, event_type, entity_id, occurred_at, agent_id=agent_id)
 
 
 _MISSING: Final = object()
