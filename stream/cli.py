@@ -82,7 +82,7 @@ def report(
     from stream.report import prometheus_text, run_batch, samples
 
     try:
-        config = load_kpi_config(sla_config)
+        config = load_kpi_config(sla_config, tz)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
