@@ -495,9 +495,7 @@ BAD_V2_FILES = [
     pytest.param(CAL + 'mon = ["08:00 - 17:00"]', "'calendars.c.mon[0]'", id="spaces"),
     pytest.param(CAL + 'mon = ["17:00-08:00"]', "'calendars.c.mon[0]'", id="end-before-start"),
     pytest.param(CAL + 'mon = ["08:00-08:00"]', "'calendars.c.mon[0]'", id="empty-interval"),
-    pytest.param(
-        CAL + 'tue = ["08:00-17:00", "12:00-13:00"]', "'calendars.c.tue'", id="overlap"
-    ),
+    pytest.param(CAL + 'tue = ["08:00-17:00", "12:00-13:00"]', "'calendars.c.tue'", id="overlap"),
     pytest.param(CAL + 'wed = "08:00-17:00"', "'calendars.c.wed'", id="day-not-list"),
     pytest.param(CAL + "thu = [800]", "'calendars.c.thu[0]'", id="interval-number"),
     pytest.param(CAL + 'monday = ["08:00-17:00"]', "'calendars.c.monday'", id="unknown-day"),
