@@ -100,6 +100,9 @@ def report(
     )
     for line, reason, detail in result.first_rejections:
         click.echo(f"  line {line}: {reason}: {detail}", err=True)
+    if rejected > len(result.first_rejections):
+        hidden = rejected - len(result.first_rejections)
+        click.echo(f"  ... and {hidden} more invalid lines not shown", err=True)
     if output_format == "json":
         sys.stdout.buffer.write(orjson.dumps(samples(result), option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -9,6 +9,7 @@ import itertools
 import math
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -493,7 +494,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     sla_config = path("KPI_SLA_CONFIG")
     security = _kafka_security(text, path, choice)
     return Settings(
-        broker=text("KPI_BROKER") or Settings.broker,
+        broker=_broker(text("KPI_BROKER") or Settings.broker),
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
         web_port=number("KPI_WEB_PORT", Settings.web_port, 1, 65535),
         advertised_url=text("KPI_ADVERTISED_URL"),
@@ -510,6 +511,23 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         **security,
         kpi=load_kpi_config(sla_config, timezone),
     )
+
+
+BROKER_ADDRESS: Final = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")
+
+
+def _broker(value: str) -> str:
+    """KPI_BROKER as `kafka://host:port[;host:port…]` (the scheme may be left out)."""
+    addresses = value.removeprefix("kafka://").replace(",", ";").split(";")
+    for address in addresses:
+        if (
+            not BROKER_ADDRESS.fullmatch(address)
+            or not 1 <= int(address.rsplit(":", 1)[1]) <= 65535
+        ):
+            raise ConfigError(
+                f"KPI_BROKER={value!r}: must be kafka://host:port, several separated by ';'"
+            )
+    return value
 
 
 def _kafka_security(
@@ -542,4 +560,32 @@ def _kafka_security(
         settings[f"ssl_{name}"] = file
     if settings["ssl_keyfile"] and not settings["ssl_certfile"]:
         raise ConfigError("KPI_KAFKA_SSL_KEYFILE needs KPI_KAFKA_SSL_CERTFILE")
+    _check_tls_files(settings["ssl_cafile"], settings["ssl_certfile"], settings["ssl_keyfile"])
     return settings
+
+
+def _check_tls_files(cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> None:
+    """Load the TLS files as the Kafka client will, so a wrong file stops start-up here."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for variable, file in (("KPI_KAFKA_SSL_CAFILE", cafile), ("KPI_KAFKA_SSL_CERTFILE", certfile)):
+        if file is None:
+            continue
+        try:
+            context.load_verify_locations(cafile=file)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ConfigError(f"{variable}={str(file)!r}: not a PEM certificate ({exc})") from None
+    if certfile is None:
+        return
+    try:
+        # An encrypted key is refused (no password variable) instead of prompting for one.
+        context.load_cert_chain(certfile, keyfile, password=_no_password)
+    except (ssl.SSLError, ValueError) as exc:
+        variable = "KPI_KAFKA_SSL_KEYFILE" if keyfile else "KPI_KAFKA_SSL_CERTFILE"
+        raise ConfigError(
+            f"{variable}={str(keyfile or certfile)!r}: not an unencrypted PEM private key "
+            f"matching KPI_KAFKA_SSL_CERTFILE ({exc})"
+        ) from None
+
+
+def _no_password() -> bytes:
+    raise ValueError("the private key is encrypted")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from stream.broker.harness import TlsFiles
 from stream.config import (
     KpiConfig,
     Settings,
@@ -558,3 +559,84 @@ def test_bad_v2_policy_file_names_the_key(tmp_path: Path, text: str, names: str)
 def test_calendar_hours_are_parsed_to_minutes(hours: list[str], expected: object) -> None:
     config = parse_kpi_config({"calendars": {"c": {"sun": hours}}})
     assert config.calendars["c"].week[6] == expected
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        pytest.param("http://localhost:9092", id="http-scheme"),
+        pytest.param("https://kafka:9093", id="https-scheme"),
+        pytest.param("localhost", id="no-port"),
+        pytest.param("kafka://", id="no-address"),
+        pytest.param("kafka://host:0", id="port-zero"),
+        pytest.param("kafka://host:65536", id="port-too-big"),
+        pytest.param("kafka://a:9092;b", id="second-without-port"),
+        pytest.param("kafka://a:9092;;b:9092", id="empty-entry"),
+        pytest.param("kafka://user@host:9092", id="user-part"),
+    ],
+)
+def test_bad_broker_address_names_kpi_broker(broker: str) -> None:
+    with pytest.raises(ConfigError, match=r"^KPI_BROKER=.*must be kafka://host:port") as caught:
+        settings_from_env({"KPI_BROKER": broker})
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        "kafka://localhost:9092",
+        "kafka://10.0.0.1:9092;kafka-2.internal:19092",
+        "b-1:9092",
+        "[::1]:9092",
+    ],
+)
+def test_good_broker_addresses_are_kept_as_given(broker: str) -> None:
+    assert settings_from_env({"KPI_BROKER": broker}).broker == broker
+
+
+def tls_env(**files: Path) -> dict[str, str]:
+    names = {"ca": "CAFILE", "cert": "CERTFILE", "key": "KEYFILE"}
+    env = {"KPI_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    env.update({f"KPI_KAFKA_SSL_{names[k]}": str(v) for k, v in files.items()})
+    return env
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        pytest.param({"ca": "junk"}, "KPI_KAFKA_SSL_CAFILE", id="ca-is-text"),
+        pytest.param({"ca": "empty"}, "KPI_KAFKA_SSL_CAFILE", id="ca-is-empty"),
+        pytest.param({"ca": "client_key"}, "KPI_KAFKA_SSL_CAFILE", id="ca-is-a-key"),
+        pytest.param({"cert": "junk", "key": "client_key"}, "KPI_KAFKA_SSL_CERTFILE", id="cert"),
+        pytest.param({"cert": "client_cert", "key": "junk"}, "KPI_KAFKA_SSL_KEYFILE", id="key"),
+        pytest.param(
+            {"cert": "client_cert", "key": "other_key"}, "KPI_KAFKA_SSL_KEYFILE", id="wrong-key"
+        ),
+        pytest.param({"cert": "client_cert"}, "KPI_KAFKA_SSL_CERTFILE", id="cert-without-key"),
+    ],
+)
+def test_tls_file_that_is_not_what_its_variable_says_stops_start_up(
+    tls_files: TlsFiles, tmp_path: Path, files: dict[str, str], named: str
+) -> None:
+    (tmp_path / "junk").write_text("not a certificate\n")
+    (tmp_path / "empty").write_text("")
+    # The broker's keystore starts with its own key: a key that does not match the client's.
+    other_key = tls_files.server_keystore.read_text().split("-----BEGIN CERTIFICATE-----")[0]
+    (tmp_path / "other_key").write_text(other_key)
+    paths = {
+        "junk": tmp_path / "junk",
+        "empty": tmp_path / "empty",
+        "other_key": tmp_path / "other_key",
+        "client_cert": tls_files.client_cert,
+        "client_key": tls_files.client_key,
+    }
+    with pytest.raises(ConfigError, match=f"^{named}=") as caught:
+        settings_from_env(tls_env(**{k: paths[v] for k, v in files.items()}))
+    assert "\n" not in str(caught.value)
+
+
+def test_real_tls_files_are_accepted(tls_files: TlsFiles) -> None:
+    settings = settings_from_env(
+        tls_env(ca=tls_files.ca, cert=tls_files.client_cert, key=tls_files.client_key)
+    )
+    assert (settings.ssl_cafile, settings.ssl_keyfile) == (tls_files.ca, tls_files.client_key)
