@@ -82,7 +82,7 @@ def report(
     from stream.report import agent_metrics_enabled, prometheus_text, run_batch, samples
 
     try:
-        config = load_kpi_config(sla_config)
+        config = load_kpi_config(sla_config, tz)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -100,6 +100,9 @@ def report(
     )
     for line, reason, detail in result.first_rejections:
         click.echo(f"  line {line}: {reason}: {detail}", err=True)
+    if rejected > len(result.first_rejections):
+        hidden = rejected - len(result.first_rejections)
+        click.echo(f"  ... and {hidden} more invalid lines not shown", err=True)
     per_agent = agent_metrics_enabled()
     if output_format == "json":
         sys.stdout.buffer.write(

@@ -19,7 +19,6 @@ from stream.kpi.types import (
     AGENT_STATUSES,
     CHANNELS,
     CONTACT_CHANNELS,
-    ID_FIELD_OF_TYPE,
     PRIORITIES,
     SURVEY_KINDS,
     TOPIC_OF_TYPE,
@@ -28,11 +27,21 @@ from stream.kpi.windows import to_ms
 
 MAX_ID_LENGTH: Final = 128
 MAX_FUTURE_MS: Final = 300_000
+EARLIEST_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: anything older is a broken clock
+LATEST_MS: Final = 253_402_300_800_000  # year 10000
 RFC3339: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
 NAIVE: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?")
 SCORE_RANGE: Final[dict[str, tuple[int, int]]] = {"csat": (1, 5), "nps": (0, 10)}
+# The field naming an event's entity, by the first word of its `type`; the Kafka key must
+# equal it. A new entity kind adds its word here.
+ENTITY_ID_FIELD: Final[dict[str, str]] = {
+    "ticket": "ticket_id",
+    "survey": "ticket_id",
+    "contact": "contact_id",
+    "agent": "agent_id",
+}
 
 # Every reason word the decoder can give; `cs_events_rejected_total{reason}` uses these.
 REASONS: Final[tuple[str, ...]] = (
@@ -87,7 +96,12 @@ class _Invalid(Exception):
 def decode(
     raw: bytes, now_ms: int, topic: str | None = None, key: bytes | None = None
 ) -> Event | Rejection:
-    """Decode one message value; `topic` and `key` are checked when given."""
+    """Decode one message value.
+
+    With `topic` (a message from Kafka) the type must belong to the topic and `key` must
+    equal the entity id: a null key is a `key_mismatch` too. Without `topic` (a line of a
+    file) neither is checked.
+    """
     try:
         try:
             obj = orjson.loads(raw)
@@ -107,10 +121,11 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
     if topic is not None and TOPIC_OF_TYPE[event_type] != topic:
         raise _Invalid("type_mismatch", f"type {event_type} does not belong on this topic")
     event_id = _identifier(obj, "event_id")
-    id_field = ID_FIELD_OF_TYPE[event_type]
+    id_field = ENTITY_ID_FIELD[event_type.partition(".")[0]]
     entity_id = _identifier(obj, id_field)
-    if key is not None and key != entity_id.encode():
-        raise _Invalid("key_mismatch", f"message key differs from {id_field}")
+    if topic is not None and key != entity_id.encode():
+        detail = "message has no key" if key is None else f"message key differs from {id_field}"
+        raise _Invalid("key_mismatch", detail)
     occurred_at = parse_occurred_at(obj.get("occurred_at", _MISSING))
     if occurred_at > now_ms + MAX_FUTURE_MS:
         raise _Invalid("future_timestamp", "occurred_at is more than 300 s ahead of the clock")
@@ -191,9 +206,7 @@ def parse_occurred_at(value: object) -> int:
     if value is _MISSING or value is None:
         raise _Invalid("missing_field", "missing field occurred_at")
     if isinstance(value, int) and not isinstance(value, bool):
-        if not 0 <= value < 253_402_300_800_000:  # year 10000
-            raise _Invalid("invalid_timestamp", "epoch milliseconds out of range")
-        return value
+        return _in_range(value)
     if not isinstance(value, str) or len(value) > 64:
         raise _Invalid("invalid_timestamp", "occurred_at must be RFC 3339 or epoch ms")
     if not RFC3339.fullmatch(value):
@@ -203,4 +216,10 @@ def parse_occurred_at(value: object) -> int:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError as exc:  # a well-formed but impossible date, such as 02-30
         raise _Invalid("invalid_timestamp", "occurred_at is not a valid date and time") from exc
-    return to_ms(moment)
+    return _in_range(to_ms(moment))
+
+
+def _in_range(ms: int) -> int:
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise _Invalid("invalid_timestamp", "occurred_at is before 2000-01-01 or after 9999")
+    return ms

@@ -74,10 +74,10 @@ def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneIn
         if not ticket.is_expired(now_ms, config.retention_ms):
             index.update(None, contribution(ticket, config.sla, layout))
     result.snapshot = index.snapshot(now_ms).cap_queues(config.max_queues)
-    contact_index = ContactIndex(config.contact)
+    contact_index = ContactIndex(config.contact_stale_ms)
     for record in contacts.values():
         if not record.is_expired(now_ms, config.retention_ms):
-            contact_index.update(None, contact.contribution(record, config.contact))
+            contact_index.update(None, contact.contribution(record, config))
     centre = contact_index.snapshot(now_ms, tz)
     centre.add_agents(agents.values(), tz, config.agent_stale_ms)
     result.centre = centre.capped(config.max_queues, config.max_agents)

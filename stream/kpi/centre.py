@@ -22,7 +22,6 @@ from stream.kpi.contact import (
     UNKNOWN_CONTACT_DIMS,
     ContactContribution,
     ContactDims,
-    ContactPolicy,
     Slot,
 )
 from stream.kpi.types import OTHER_QUEUE
@@ -72,8 +71,8 @@ def _add_into(into: dict[Any, list[int]], key: Any, cell: Iterable[int], sign: i
 class ContactIndex:
     """Contact aggregates of one partition: minute cells per dims and per agent, live lists."""
 
-    def __init__(self, policy: ContactPolicy) -> None:
-        self.policy = policy
+    def __init__(self, stale_ms: int) -> None:
+        self.stale_ms = stale_ms
         self.cells: dict[int, dict[ContactDims, list[int]]] = {}
         self.agent_cells: dict[int, dict[str, list[int]]] = {}
         self.waiting: dict[ContactDims, list[int]] = {}  # sorted queued_at
@@ -148,7 +147,7 @@ class ContactIndex:
                         for k, cell in by_key.items():
                             _add_into(totals, k, cell)
                 target[name] = totals
-        lost_before = now_ms - self.policy.stale_ms  # at least stale_ms old: presumed lost
+        lost_before = now_ms - self.stale_ms  # at least stale_ms old: presumed lost
         for dims in self.waiting.keys() | self.talking.keys():
             waiting = self.waiting.get(dims, [])
             talking = self.talking.get(dims, [])

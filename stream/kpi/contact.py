@@ -8,11 +8,12 @@ same events, with any duplicates, gives the same record.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
 
+from stream.config import KpiConfig
 from stream.events import Event
 from stream.kpi.ticket import fingerprint
 from stream.kpi.windows import bucket
@@ -22,7 +23,6 @@ UNASSIGNED: Final = "unassigned"
 # (queue, channel): the label dimensions of contacts.
 ContactDims = tuple[str, str]
 UNKNOWN_CONTACT_DIMS: Final[ContactDims] = ("unknown", "other")
-DEFAULT_SERVICE_LEVEL_S: Final = {"phone": 20, "video": 20, "chat": 60, "other": 60}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,17 +130,6 @@ class Slot:
     COUNTS: Final = (QUEUED, ANSWERED, ABANDONED, ABANDONED_SHORT, HANDLED)
 
 
-@dataclass(frozen=True)
-class ContactPolicy:
-    """Service-level thresholds per channel, the short-abandon and the stale limits (ms)."""
-
-    service_level_ms: dict[str, int] = field(
-        default_factory=lambda: {c: s * 1000 for c, s in DEFAULT_SERVICE_LEVEL_S.items()}
-    )
-    short_abandon_ms: int = 5_000
-    stale_ms: int = 14_400_000
-
-
 Increments = tuple[tuple[int, int], ...]
 
 
@@ -156,7 +145,7 @@ class ContactContribution:
     talking_since: int | None
 
 
-def contribution(contact: Contact, policy: ContactPolicy) -> ContactContribution | None:
+def contribution(contact: Contact, config: KpiConfig) -> ContactContribution | None:
     """The measurements and live state of `contact`, or None when it adds nothing."""
     queued, answer = contact.queued, contact.answer
     dims = UNKNOWN_CONTACT_DIMS if queued is None else (queued.queue, queued.channel)
@@ -171,7 +160,7 @@ def contribution(contact: Contact, policy: ContactPolicy) -> ContactContribution
     left_at = contact.left_queue_at
     if queued is not None:
         add(queued.at, ((Slot.QUEUED, 1),), agent)
-        threshold = policy.service_level_ms.get(queued.channel, 0)
+        threshold = config.contact_service_level_ms(queued.channel)
         if answer is not None:
             wait = max(0, answer.at - queued.at)
             within = int(wait <= threshold)
@@ -182,7 +171,7 @@ def contribution(contact: Contact, policy: ContactPolicy) -> ContactContribution
             )
         elif left_at is not None:
             wait = max(0, left_at - queued.at)
-            if wait < policy.short_abandon_ms:
+            if wait < config.short_abandon_ms:
                 add(left_at, ((Slot.ABANDONED_SHORT, 1),), UNASSIGNED)
             else:
                 add(left_at, ((Slot.ABANDONED, 1), (Slot.ABANDON_WAIT_MS, wait)), UNASSIGNED)

@@ -20,15 +20,6 @@ TOPIC_OF_TYPE: Final[dict[str, str]] = {
     "contact.wrapped": "cs.contact.wrapped",
     "agent.status": "cs.agent.status",
 }
-# The field that names an event's entity; it must equal the message key.
-ID_FIELD_OF_TYPE: Final[dict[str, str]] = {
-    event_type: "contact_id"
-    if event_type.startswith("contact.")
-    else "agent_id"
-    if event_type.startswith("agent.")
-    else "ticket_id"
-    for event_type in TOPIC_OF_TYPE
-}
 INPUT_TOPICS: Final[tuple[str, ...]] = tuple(
     topic for topic in TOPIC_OF_TYPE.values() if topic.startswith(("cs.ticket.", "cs.survey."))
 )

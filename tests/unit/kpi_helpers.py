@@ -12,8 +12,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import KpiConfig
-from stream.events import Event, decode
-from stream.kpi.types import ID_FIELD_OF_TYPE
+from stream.events import ENTITY_ID_FIELD, Event, decode
 from stream.kpi.windows import to_ms
 from stream.report import BatchResult, prometheus_text, run_batch
 
@@ -42,7 +41,7 @@ def payload(event_type: str, ticket_id: str, at: int | str, **fields: Any) -> Pa
     return {
         "event_id": fields.pop("event_id", f"{event_type.rsplit('.', 1)[-1]}-{digest}"),
         "type": event_type,
-        ID_FIELD_OF_TYPE.get(event_type, "ticket_id"): ticket_id,
+        ENTITY_ID_FIELD.get(event_type.partition(".")[0], "ticket_id"): ticket_id,
         "occurred_at": at,
         **fields,
     }

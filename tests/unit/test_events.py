@@ -24,7 +24,7 @@ from kpi_helpers import (
     wrapped,
 )
 
-from stream.events import REASONS, Event, Rejection, decode
+from stream.events import ENTITY_ID_FIELD, REASONS, Event, Rejection, decode
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
 
 T = "2026-11-22T09:00:00Z"
@@ -130,7 +130,8 @@ def test_valid_event_decodes_to_its_fields(event: dict[str, Any], expected: Even
         ),
         pytest.param(1_795_341_600_000, "2026-11-22T10:00:00+00:00", id="epoch-ms"),
         pytest.param(1_795_341_600_999, "2026-11-22T10:00:00.999+00:00", id="epoch-ms-fraction"),
-        pytest.param(0, "1970-01-01T00:00:00+00:00", id="epoch-zero"),
+        pytest.param(946_684_800_000, "2000-01-01T00:00:00+00:00", id="epoch-ms-2000"),
+        pytest.param("2000-01-01T01:00:00+01:00", "2000-01-01T00:00:00+00:00", id="text-2000"),
     ],
 )
 def test_occurred_at_accepts_rfc3339_with_offset_and_epoch_ms(
@@ -203,6 +204,16 @@ REJECTIONS: list[Any] = [
     pytest.param(first_reply("t", "1795341600000"), "invalid_timestamp", id="epoch-as-string"),
     pytest.param(first_reply("t", 1.7953416e12), "invalid_timestamp", id="epoch-float"),
     pytest.param(first_reply("t", -1), "invalid_timestamp", id="epoch-negative"),
+    pytest.param(first_reply("t", 0), "invalid_timestamp", id="epoch-zero"),
+    pytest.param(first_reply("t", 946_684_799_999), "invalid_timestamp", id="epoch-1999"),
+    pytest.param(first_reply("t", "1999-12-31T23:59:59.999Z"), "invalid_timestamp", id="1999"),
+    pytest.param(
+        first_reply("t", "2000-01-01T00:30:00+01:00"), "invalid_timestamp", id="1999-by-offset"
+    ),
+    pytest.param(first_reply("t", "0001-01-01T00:00:00Z"), "invalid_timestamp", id="year-1"),
+    pytest.param(
+        first_reply("t", "0001-01-01T00:00:00+23:59"), "invalid_timestamp", id="year-1-offset"
+    ),
     pytest.param(first_reply("t", True), "invalid_timestamp", id="epoch-bool"),
     pytest.param(first_reply("t", 253_402_300_800_000), "invalid_timestamp", id="year-10000"),
     pytest.param(first_reply("t", {"ms": 1}), "invalid_timestamp", id="object"),
@@ -270,14 +281,14 @@ def test_type_must_match_the_topic_it_came_from(event_type: str, topic: str) -> 
         "ticket.first_reply": first_reply("t", T),
         "ticket.resolved": resolved("t", T),
         "survey.responded": survey("t", T, "nps", 9),
-        "contact.queued": queued("c", T),
-        "contact.answered": answered("c", T),
-        "contact.abandoned": abandoned("c", T),
-        "contact.ended": ended("c", T),
-        "contact.wrapped": wrapped("c", T),
-        "agent.status": status("a", T, "busy"),
+        "contact.queued": queued("t", T),
+        "contact.answered": answered("t", T),
+        "contact.abandoned": abandoned("t", T),
+        "contact.ended": ended("t", T),
+        "contact.wrapped": wrapped("t", T),
+        "agent.status": status("t", T, "busy"),
     }[event_type]
-    result = decoded(event, topic=topic)
+    result = decoded(event, topic=topic, key=b"t")
     if TOPIC_OF_TYPE[event_type] == topic:
         assert isinstance(result, Event)
     else:
@@ -292,15 +303,35 @@ def test_type_must_match_the_topic_it_came_from(event_type: str, topic: str) -> 
         pytest.param(b"ticket-2", False, id="other-ticket"),
         pytest.param(b"", False, id="empty-key"),
         pytest.param("tïcket-1".encode("latin-1"), False, id="same-text-other-encoding"),
+        pytest.param(None, False, id="null-key"),
     ],
 )
-def test_message_key_must_equal_ticket_id(key: bytes, accepted: bool) -> None:
-    result = decoded(first_reply("tïcket-1", T), key=key)
+def test_message_key_must_equal_ticket_id(key: bytes | None, accepted: bool) -> None:
+    result = decoded(first_reply("tïcket-1", T), topic="cs.ticket.first_reply", key=key)
     if accepted:
         assert isinstance(result, Event)
     else:
         assert isinstance(result, Rejection)
         assert result.reason == "key_mismatch"
+
+
+def test_a_file_line_has_no_key_to_check() -> None:
+    assert isinstance(decoded(first_reply("t1", T)), Event)
+
+
+@pytest.mark.parametrize(
+    ("type_word", "id_field"),
+    [
+        ("ticket", "ticket_id"),
+        ("survey", "ticket_id"),
+        ("contact", "contact_id"),
+        ("agent", "agent_id"),
+    ],
+)
+def test_each_entity_kind_names_the_field_its_key_must_equal(type_word: str, id_field: str) -> None:
+    assert ENTITY_ID_FIELD[type_word] == id_field
+    for event_type in TOPIC_OF_TYPE:
+        assert event_type.partition(".")[0] in ENTITY_ID_FIELD, event_type
 
 
 HOSTILE = '<img src=x onerror=alert(1)>"\\\n😀'
@@ -482,5 +513,5 @@ def test_contact_and_agent_events_are_rejected(event: dict[str, Any], reason: st
 def test_contact_and_agent_key_is_their_id(
     event: dict[str, Any], key: bytes, reason: str | None
 ) -> None:
-    result = decoded(event, key=key)
+    result = decoded(event, topic=TOPIC_OF_TYPE[event["type"]], key=key)
     assert getattr(result, "reason", None) == reason
