@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from stream.web.assets import STATIC_FILES, read_static
+from tests.infra import require_infra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -51,9 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: browser tests must run)")
-    pytest.skip(reason)
+    require_infra(reason)
 
 
 def free_port() -> int:
