@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from stream.errors import ConfigError
 from stream.kpi.calendar import WEEKDAYS, Calendar, DayHours
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S, DEFAULT_RESOLUTION_S, QueuePolicy, SlaPolicy
-from stream.kpi.types import PRIORITIES
+from stream.kpi.types import CONTACT_CHANNELS, PRIORITIES
 
 DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
     "first_response_time_average_seconds": {
@@ -67,7 +67,6 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "thresholds",
     }
 )
-CONTACT_CHANNELS: Final[tuple[str, ...]] = ("phone", "video", "chat", "other")
 DEFAULT_CONTACT_SERVICE_LEVEL_S: Final = MappingProxyType(
     {"phone": 20, "video": 20, "chat": 60, "other": 60}
 )

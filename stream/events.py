@@ -15,7 +15,14 @@ from typing import Any, Final
 
 import orjson
 
-from stream.kpi.types import CHANNELS, PRIORITIES, SURVEY_KINDS, TOPIC_OF_TYPE
+from stream.kpi.types import (
+    AGENT_STATUSES,
+    CHANNELS,
+    CONTACT_CHANNELS,
+    PRIORITIES,
+    SURVEY_KINDS,
+    TOPIC_OF_TYPE,
+)
 from stream.kpi.windows import to_ms
 
 MAX_ID_LENGTH: Final = 128
@@ -52,11 +59,15 @@ REASONS: Final[tuple[str, ...]] = (
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None."""
+    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None.
+
+    `entity_id` is the id its type names the entity by: `ticket_id`, `contact_id` or
+    `agent_id` (for `agent.status`, `agent_id` holds the same string).
+    """
 
     event_id: str
     type: str
-    ticket_id: str
+    entity_id: str
     occurred_at: int
     queue: str | None = None
     channel: str | None = None
@@ -64,6 +75,8 @@ class Event:
     agent_id: str | None = None
     survey: str | None = None
     score: int | None = None
+    status: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,28 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
         if isinstance(score, bool) or not low <= score <= high:
             raise _Invalid("invalid_field", f"score out of range {low}..{high} for {survey}")
         return Event(event_id, event_type, entity_id, occurred_at, survey=survey, score=score)
+    if event_type == "contact.queued":
+        if obj.get("customer_id") is not None:
+            _identifier(obj, "customer_id")
+        return Event(
+            event_id,
+            event_type,
+            entity_id,
+            occurred_at,
+            queue=sys.intern(_identifier(obj, "queue")),
+            channel=sys.intern(_choice(obj, "channel", CONTACT_CHANNELS)),
+        )
+    if event_type == "agent.status":
+        team = obj.get("team")
+        return Event(
+            event_id,
+            event_type,
+            entity_id,
+            occurred_at,
+            agent_id=entity_id,
+            status=sys.intern(_choice(obj, "status", AGENT_STATUSES)),
+            team=sys.intern("default" if team is None else _identifier(obj, "team")),
+        )
     agent_id = obj.get("agent_id")
     if agent_id is not None and not isinstance(agent_id, str):
         raise _Invalid("invalid_field", "field agent_id must be a str")
