@@ -65,7 +65,7 @@ class Processor:
             self.events[topic, "rejected"] += 1
             self.rejections[topic, event.reason] += 1
             return Outcome("rejected", event)
-        old = tickets.get(event.ticket_id)
+        old = tickets.get(event.entity_id)
         new, duplicate = merge(old, event)
         kind = "duplicate" if duplicate else "accepted"
         self.events[topic, kind] += 1
@@ -73,7 +73,7 @@ class Processor:
             self.last_event_occurred_ms = event.occurred_at
         if new is old:
             return UNCHANGED[duplicate]
-        tickets[event.ticket_id] = new
+        tickets[event.entity_id] = new
         index = self.indexes.get(partition)
         if index is not None:
             index.update(self.contribution(old), self.contribution(new))

@@ -42,8 +42,14 @@ class Layout:
     NPS: Final = 9  # three slots: promoter, passive, detractor
 
     def __init__(self, policy: SlaPolicy) -> None:
-        self.frt_bounds_ms = _bounds(FIRST_RESPONSE_BOUNDS_S, policy.first_response_ms.values())
-        self.res_bounds_ms = _bounds(RESOLUTION_BOUNDS_S, policy.resolution_ms.values())
+        """Bounds: the contract's defaults plus every target of every policy (section 10)."""
+        policies = policy.every_policy()
+        self.frt_bounds_ms = _bounds(
+            FIRST_RESPONSE_BOUNDS_S, (t for p in policies for t in p.first_response_ms.values())
+        )
+        self.res_bounds_ms = _bounds(
+            RESOLUTION_BOUNDS_S, (t for p in policies for t in p.resolution_ms.values())
+        )
         self.frt_hist = 12
         self.res_hist = self.frt_hist + len(self.frt_bounds_ms) + 1
         self.size = self.res_hist + len(self.res_bounds_ms) + 1

@@ -1,10 +1,13 @@
-"""SLA policy (contract section 3): targets per priority, breaches and live SLA state."""
+"""SLA policies (contract sections 3 and 10): targets per priority, per queue, in calendar
+time or in the business time of a calendar; breaches and the live SLA state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
+
+from stream.kpi.calendar import Calendar
 
 SlaState = Literal["ok", "at_risk", "breached"]
 SLA_STATES: Final[tuple[SlaState, ...]] = ("ok", "at_risk", "breached")
@@ -19,7 +22,12 @@ DEFAULT_RESOLUTION_S: Final = MappingProxyType(
 
 @dataclass(frozen=True)
 class SlaPolicy:
-    """Targets in milliseconds per priority, and the at-risk share of a target."""
+    """Targets in milliseconds per priority, the at-risk share of a target, the calendar
+    whose business time the targets count (None: calendar time, 24/7).
+
+    The policy of the file's top level also holds the `[[policies]]` per queue:
+    `for_queue` gives the one a ticket of that queue is measured by.
+    """
 
     first_response_ms: dict[str, int] = field(
         default_factory=lambda: {p: s * 1000 for p, s in DEFAULT_FIRST_RESPONSE_S.items()}
@@ -28,6 +36,30 @@ class SlaPolicy:
         default_factory=lambda: {p: s * 1000 for p, s in DEFAULT_RESOLUTION_S.items()}
     )
     at_risk_fraction: float = 0.25
+    calendar: Calendar | None = None
+    policies: tuple[QueuePolicy, ...] = ()
+    _by_queue: dict[str, SlaPolicy] = field(init=False, compare=False, repr=False)
+    _fallback: SlaPolicy = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_queue: dict[str, SlaPolicy] = {}
+        fallback = self
+        for entry in reversed(self.policies):  # the first entry naming a queue wins
+            if entry.queues is None:
+                fallback = entry.sla
+            else:
+                by_queue.update(dict.fromkeys(entry.queues, entry.sla))
+        object.__setattr__(self, "_by_queue", by_queue)
+        object.__setattr__(self, "_fallback", fallback)
+
+    def for_queue(self, queue: str) -> SlaPolicy:
+        """The policy of a ticket in `queue`: the first `[[policies]]` entry naming it, else
+        the first entry without `queues`, else this (top-level) policy."""
+        return self._by_queue.get(queue, self._fallback)
+
+    def every_policy(self) -> tuple[SlaPolicy, ...]:
+        """This policy and every per-queue one (for histogram bounds)."""
+        return (self, *(entry.sla for entry in self.policies))
 
     def first_response_breached(self, priority: str, frt_ms: int) -> bool:
         """A first response breaches when FRT is strictly above its target."""
@@ -55,3 +87,11 @@ class SlaPolicy:
         if opened_at <= at_risk_from:
             return "at_risk"
         return "ok"
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """One `[[policies]]` entry: the queues it covers (None: the default entry) and its SLA."""
+
+    queues: frozenset[str] | None
+    sla: SlaPolicy

@@ -63,7 +63,7 @@ def fingerprint(event_id: str) -> int:
 def merge(ticket: Ticket | None, event: Event) -> tuple[Ticket, bool]:
     """Fold `event` into `ticket`; returns the new record and whether the event id was seen."""
     if ticket is None:
-        ticket = Ticket(event.ticket_id)
+        ticket = Ticket(event.entity_id)
     mark = fingerprint(event.event_id)
     duplicate = mark in ticket.seen
     changes: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from stream.config import Settings
+from stream.deadletter import dead_letter
 from stream.events import Rejection
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
@@ -306,24 +307,20 @@ class Runtime:
     def _dead_letter_send(
         self, record: ConsumerRecord[bytes, bytes], rejection: Rejection
     ) -> Callable[[], Awaitable[Any]]:
-        """The original key and value, with why and where from in the headers."""
-        headers = [
-            ("kpi-reason", rejection.reason.encode()),
-            ("kpi-detail", rejection.detail.encode()),
-            ("kpi-topic", record.topic.encode()),
-            ("kpi-partition", str(record.partition).encode()),
-            ("kpi-offset", str(record.offset).encode()),
-        ]
+        """The original key and value (cut to fit if too large), why and where from in headers."""
+        letter = dead_letter(
+            rejection, record.topic, record.partition, record.offset, record.key, record.value
+        )
         partition = record.partition % self.dlq_partitions
 
         async def send() -> Any:
             return await (
                 await self.producer.send(
                     self.dlq_topic,
-                    record.value,
-                    key=record.key,
+                    letter.value,
+                    key=letter.key,
                     partition=partition,
-                    headers=headers,
+                    headers=letter.headers,
                 )
             )
 

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 
+from tests.infra import require_infra
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = REPO_ROOT / "stream" / "web" / "static"
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
@@ -47,9 +49,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: browser tests must run)")
-    pytest.skip(reason)
+    require_infra(reason)
 
 
 def free_port() -> int:

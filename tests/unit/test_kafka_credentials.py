@@ -8,14 +8,13 @@ holding a broker-like certificate from a throwaway CA made with `openssl`.
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from stream.broker.harness import BrokerError, TlsFiles, create_tls_files
+from stream.broker.harness import TlsFiles
 from stream.config import settings_from_env
 from stream.runtime.auth import client_security
 
@@ -68,14 +67,9 @@ def test_plaintext_and_sasl_rows(env: dict[str, str], expected: dict[str, str]) 
     }
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    try:
-        return create_tls_files(tmp_path_factory.mktemp("pki"))
-    except BrokerError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc}\n(CI=true: the TLS rows must run)", pytrace=False)
-        pytest.skip(f"no test certificates: {exc}")
+@pytest.fixture
+def tls(tls_files: TlsFiles) -> TlsFiles:
+    return tls_files
 
 
 async def client_name_seen_by_server(context: ssl.SSLContext, tls: TlsFiles) -> str:
