@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any, Final
 
 import aiohttp
@@ -30,26 +29,18 @@ from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import from_ms
 from stream.metrics import components, kpi_gauges
+from stream.web.assets import STATIC_FILES, read_static
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES: Final = {
-    "wallboard.js": "application/javascript",
-    "wallboard.css": "text/css",
-    "favicon.svg": "image/svg+xml",
-}
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "font-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
 PEER_TIMEOUT_S: Final = 1.5
 SNAPSHOT_CACHE_S: Final = 0.25
-
-
-def _static(name: str) -> bytes:
-    return resources.files("stream.web").joinpath("static", name).read_bytes()
 
 
 class SystemView:
@@ -264,7 +255,7 @@ class WebServer(Service):
 
     async def wallboard(self, _: web.Request) -> web.Response:
         return web.Response(
-            body=_static("wallboard.html"),
+            body=read_static("wallboard.html"),
             content_type="text/html",
             charset="utf-8",
             headers=SECURITY_HEADERS,
@@ -275,7 +266,7 @@ class WebServer(Service):
         if name not in STATIC_FILES:
             raise web.HTTPNotFound()
         return web.Response(
-            body=_static(name), content_type=STATIC_FILES[name], headers=SECURITY_HEADERS
+            body=read_static(name), content_type=STATIC_FILES[name], headers=SECURITY_HEADERS
         )
 
     async def api_kpis(self, _: web.Request) -> web.Response:
