@@ -5,7 +5,6 @@ All decisions live in `Processor` (pure); this module only wires it to Kafka.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import time
@@ -14,15 +13,13 @@ from typing import Any
 
 import faust
 import faust.streams as faust_streams
-from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.tables.table import Table
 from faust.types import TP
 
 from stream.config import Settings
 from stream.events import Rejection
-from stream.kpi import ticket as ticket_codec
-from stream.kpi.ticket import Ticket
+from stream.kpi.entity import partition_of
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS
 from stream.processor import Processor
 
@@ -30,20 +27,9 @@ log = logging.getLogger(__name__)
 
 TICKET_TABLE = "tickets"
 SWEEP_INTERVAL_S = 600.0
-SWEEP_CHUNK = 5000
 OFFSETS_REFRESH_S = 2.0
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.05
-
-
-class TicketCodec(codecs.Codec):
-    """Changelog/store serialisation of ticket records (compact JSON)."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return ticket_codec.dumps(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return ticket_codec.loads(s)
 
 
 class Utf8Codec(codecs.Codec):
@@ -56,14 +42,7 @@ class Utf8Codec(codecs.Codec):
         return s.decode()
 
 
-codecs.register("kpi-ticket", TicketCodec())
 codecs.register("kpi-utf8", Utf8Codec())
-
-
-def key_partition(ticket_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a ticket id."""
-    digest: int = murmur2(ticket_id.encode())
-    return (digest & 0x7FFFFFFF) % partitions
 
 
 def _credentials(settings: Settings) -> Any:
@@ -102,7 +81,9 @@ class KpiApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.processor = Processor(settings.kpi, settings.timezone, started_ms=_now_ms())
+        self.processor = Processor(
+            settings.kpi, settings.timezone, settings.partitions, started_ms=_now_ms()
+        )
         self.recovered = False
         self.positions: dict[TP, int] = {}  # next offset to process, per input partition
         self.highwaters: dict[TP, int] = {}  # from the broker, see _refresh_offsets
@@ -141,15 +122,16 @@ class KpiApp:
             value_serializer="raw",
             partitions=settings.partitions,
         )
-        self.tickets: Table[str, Ticket] = self.app.Table(  # type: ignore[assignment]
+        self.tickets: Table[str, bytes] = self.app.Table(  # type: ignore[assignment]
             TICKET_TABLE,
             partitions=settings.partitions,
             on_recover=self._on_recovered,
         )
         # Faust derives a table's serializers from its types (JSON by default): set ours,
-        # then rebuild the changelog topic so that writes and recovery both use them.
+        # then rebuild the changelog topic so that writes and recovery both use them. The
+        # values are the processor's changelog bytes; the processor holds the records.
         self.tickets.key_serializer = "kpi-utf8"
-        self.tickets.value_serializer = "kpi-ticket"
+        self.tickets.value_serializer = "raw"
         self.tickets.changelog_topic = self.tickets._new_changelog_topic()
         self.app.agent(self.source, name="kpi-events", concurrency=1)(self._process)
         # Sweep often enough that expiry lags retention by at most a quarter of it.
@@ -166,18 +148,16 @@ class KpiApp:
         of a batch is written before its offsets are: at-least-once, and the merge makes
         replays harmless.
         """
-        tickets = self.tickets.data
+        store = self.tickets.data
         # Faust pauses the stream whenever more than 100 records wait in its producer
         # buffer (and logs a warning each time); a batch writes up to BATCH_MAX.
         self.app.producer.buffer.max_messages = 2 * BATCH_MAX
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            changed: dict[str, tuple[int, Ticket]] = {}
+            changed: dict[tuple[str, str], Any] = {}
             now = _now_ms()
             for event in batch:
                 message = event.message
-                _set_current_event(event)  # the RocksDB store picks its partition DB by it
                 outcome = self.processor.handle(
-                    tickets,
                     message.topic.removeprefix(self.settings.topic_prefix),
                     message.partition,
                     message.key,
@@ -185,12 +165,18 @@ class KpiApp:
                     now,
                 )
                 self.positions[message.tp] = message.offset + 1
-                if outcome.ticket is not None:
-                    changed[outcome.ticket.ticket_id] = message.partition, outcome.ticket
+                if outcome.table is not None and outcome.key is not None:
+                    changed[outcome.table, outcome.key] = event
                 elif outcome.rejection is not None:
                     await self._dead_letter(message, outcome.rejection)
-            for ticket_id, (partition, ticket) in changed.items():
-                self.tickets.send_changelog(partition, ticket_id, ticket)
+            for (table, key), event in changed.items():
+                partition = event.message.partition
+                raw = self.processor.record_bytes(table, partition, key)
+                # The store mirrors the changelog, so a RocksDB store restarts warm; it
+                # picks its partition's database by the current event.
+                _set_current_event(event)
+                store[key] = raw
+                self.tickets.send_changelog(partition, key, raw)
 
     async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
         """The original bytes, with why and where from in the headers."""
@@ -214,20 +200,23 @@ class KpiApp:
             for tp in self.app.assignor.assigned_actives()
             if tp.topic in self.input_topics
         }
-        self.processor.revoke(set(self.processor.indexes) - owned)
-        new = owned - set(self.processor.indexes)
+        self.processor.revoke(self.processor.assigned - owned)
+        new = owned - self.processor.assigned
         started = time.monotonic()
         partitions = self.settings.partitions
-        # The memory store remembers the partition of every key it recovered, which saves
-        # a pure-Python murmur2 per ticket (seconds per million); other keys are hashed.
+        # The memory store remembers the partition of every key it recovered; other
+        # stores' keys are hashed.
         recovered: dict[str, int] = getattr(self.tickets.data, "_key_partition", {})
-        self.processor.assign(
-            new,
-            (
-                (p if (p := recovered.get(tid)) is not None else key_partition(tid, partitions), t)
-                for tid, t in self.tickets.data.items()
-            ),
-        )
+        restored: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in new}
+        for key, raw in self.tickets.data.items():
+            partition = recovered.get(key)
+            if partition is None:
+                partition = partition_of(key, partitions)
+            if partition in restored:
+                restored[partition].append((key.encode(), raw))
+        for partition, records in restored.items():
+            self.processor.restore(TICKET_TABLE, partition, records)
+        self.processor.assign(new)
         self.recovered = True
         log.info("indexed partitions %s in %.2f s", sorted(new), time.monotonic() - started)
 
@@ -241,27 +230,12 @@ class KpiApp:
             self.highwaters.pop(tp, None)
 
     async def _sweep_expired(self) -> None:
-        """Delete tickets past retention from the table (a tombstone each) and the index.
-
-        The scan yields to the event loop every few thousand tickets, so a large table
-        never stalls processing or scrapes.
-        """
-        partitions = self.settings.partitions
-        now = _now_ms()
-        snapshot = list(self.tickets.data.items())
-        expired: list[tuple[str, Ticket]] = []
-        for start in range(0, len(snapshot), SWEEP_CHUNK):
-            chunk = snapshot[start : start + SWEEP_CHUNK]
-            expired.extend(self.processor.expired(chunk, now))
-            await asyncio.sleep(0)
-        for ticket_id, ticket in expired:
-            partition = key_partition(ticket_id, partitions)
-            if partition in self.processor.indexes:
-                self.processor.forget(partition, ticket)
-                # Outside stream iteration Faust refuses `del table[key]`: delete from the
-                # store and write the tombstone to the key's partition ourselves.
-                del self.tickets.data[ticket_id]
-                self.tickets.send_changelog(partition, ticket_id, None, value_serializer="raw")
+        """Delete entities past retention from the processor, the store and the changelog."""
+        for _table, partition, key in self.processor.expire(_now_ms()):  # tickets only
+            # Outside stream iteration Faust refuses `del table[key]`: delete from the
+            # store and write the tombstone to the key's partition ourselves.
+            self.tickets.data.pop(key, None)
+            self.tickets.send_changelog(partition, key, None)
 
     async def _refresh_offsets(self) -> None:
         """Ask the broker for the high watermarks of the owned input partitions.

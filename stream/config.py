@@ -50,6 +50,7 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "first_response_seconds",
         "resolution_seconds",
         "thresholds",
+        "max_events_per_entity",
     }
 )
 
@@ -62,6 +63,7 @@ class KpiConfig:
     max_queues: int = 100
     ticket_retention_days: float = 35
     thresholds: dict[str, dict[str, Any]] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
+    max_events_per_entity: int = 10_000
 
     @property
     def retention_ms(self) -> int:
@@ -96,6 +98,11 @@ def parse_kpi_config(data: Mapping[str, Any]) -> KpiConfig:
     max_queues = data.get("max_queues", 100)
     if not isinstance(max_queues, int) or isinstance(max_queues, bool) or max_queues < 1:
         raise ConfigError(f"key 'max_queues': must be a whole number >= 1, got {max_queues!r}")
+    max_events = data.get("max_events_per_entity", 10_000)
+    if not isinstance(max_events, int) or isinstance(max_events, bool) or max_events < 1:
+        raise ConfigError(
+            f"key 'max_events_per_entity': must be a whole number >= 1, got {max_events!r}"
+        )
     retention = _number(data, "ticket_retention_days", 35)
     if retention <= 0:
         raise ConfigError(f"key 'ticket_retention_days': must be positive, got {retention}")
@@ -104,7 +111,9 @@ def parse_kpi_config(data: Mapping[str, Any]) -> KpiConfig:
         resolution_ms=_targets(data, "resolution_seconds", DEFAULT_RESOLUTION_S),
         at_risk_fraction=fraction,
     )
-    return KpiConfig(sla, max_queues, retention, _thresholds(data.get("thresholds", {})))
+    return KpiConfig(
+        sla, max_queues, retention, _thresholds(data.get("thresholds", {})), max_events
+    )
 
 
 def _number(data: Mapping[str, Any], key: str, default: float) -> float:

@@ -17,11 +17,11 @@ from prometheus_client.core import Metric
 
 from stream.config import KpiConfig
 from stream.events import Rejection, decode
-from stream.kpi.contrib import Layout, contribution
-from stream.kpi.index import KpiIndex
+from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.ticket import Ticket, merge
+from stream.kpi.types import TOPIC_OF_TYPE
 from stream.metrics import components, kpi_gauges
+from stream.processor import Outcome, Processor
 
 
 @dataclass
@@ -37,27 +37,34 @@ class BatchResult:
 
 
 def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneInfo) -> BatchResult:
-    """Fold every valid line into its ticket, then build the snapshot at `now_ms`."""
-    tickets: dict[str, Ticket] = {}
-    layout = Layout(config.sla)
-    result = BatchResult(Snapshot(now_ms), layout)
+    """Fold every valid line through the worker's processor, then snapshot it at `now_ms`.
+
+    One partition holds every entity, so no key can be on a wrong partition; every other
+    rule (duplicates, `max_events_per_entity`, retention) is the worker's own code.
+    """
+    processor = Processor(config, tz, partitions=1)
+    result = BatchResult(Snapshot(now_ms), processor.layout)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         event = decode(line, now_ms)
-        if isinstance(event, Rejection):
-            result.rejected[event.reason] += 1
+        outcome = (
+            Outcome("rejected", event)
+            if isinstance(event, Rejection)
+            else processor.apply(TOPIC_OF_TYPE[event.type], 0, event)
+        )
+        if outcome.rejection is not None:
+            result.rejected[outcome.rejection.reason] += 1
             if len(result.first_rejections) < 20:
-                result.first_rejections.append((number, event.reason, event.detail))
+                result.first_rejections.append(
+                    (number, outcome.rejection.reason, outcome.rejection.detail)
+                )
             continue
-        tickets[event.ticket_id], duplicate = merge(tickets.get(event.ticket_id), event)
         result.accepted += 1
-        result.duplicates += duplicate
-    index = KpiIndex(config.sla, layout, tz)
-    for ticket in tickets.values():
-        if not ticket.is_expired(now_ms, config.retention_ms):
-            index.update(None, contribution(ticket, config.sla, layout))
-    result.snapshot = index.snapshot(now_ms).cap_queues(config.max_queues)
+        result.duplicates += outcome.kind == "duplicate"
+    processor.expire(now_ms)
+    processor.assign([0])
+    result.snapshot = processor.snapshot(now_ms).cap_queues(config.max_queues)
     return result
 
 

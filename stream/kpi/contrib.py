@@ -10,12 +10,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from stream.kpi.sla import SlaPolicy
-from stream.kpi.ticket import Ticket
 from stream.kpi.types import UNKNOWN_DIMS, Dims
-from stream.kpi.windows import bucket
+from stream.kpi.windows import MINUTE_MS, bucket
+
+if TYPE_CHECKING:
+    from stream.kpi.ticket import Ticket
 
 # Histogram bounds (seconds) of contract section 5: from "answered within a minute" up to
 # the longest default targets; every configured target is added so SLA lines are exact.
@@ -58,6 +60,7 @@ def _bounds(defaults_s: tuple[int, ...], targets_ms: Iterable[int]) -> tuple[int
 
 
 Increments = tuple[tuple[int, int], ...]
+OPENED_INCREMENT: Final[Increments] = ((Layout.OPENED, 1),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +75,20 @@ class Contribution:
 
 def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
     """The contribution of `ticket` under `policy`, or None when it adds nothing."""
-    opened = ticket.opened
+    opened_at = ticket.opened_at
     parts: list[tuple[int, Increments]] = []
-    if opened is not None:
-        dims: Dims = (opened.queue, opened.channel, opened.priority)
-        parts.append((bucket(opened.at), ((Layout.OPENED, 1),)))
+    if opened_at is not None:
+        priority: str = ticket.priority  # type: ignore[assignment]  # set with opened_at
+        dims: Dims = (ticket.queue, ticket.channel, priority)  # type: ignore[assignment]
+        parts.append((opened_at // MINUTE_MS, OPENED_INCREMENT))
         if ticket.first_reply_at is not None:
-            frt = max(0, ticket.first_reply_at - opened.at)
-            breached = policy.first_response_breached(opened.priority, frt)
+            frt = max(0, ticket.first_reply_at - opened_at)
+            breached = policy.first_response_breached(priority, frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
         if ticket.resolved_at is not None:
-            resolution = max(0, ticket.resolved_at - opened.at)
-            breached = policy.resolution_breached(opened.priority, resolution)
+            resolution = max(0, ticket.resolved_at - opened_at)
+            breached = policy.resolution_breached(priority, resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
             parts.append(_timed(ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist))
     else:
@@ -104,8 +108,8 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
         parts.append((bucket(ticket.nps.at), ((Layout.NPS + nps_category(ticket.nps.score), 1),)))
     if not parts:
         return None
-    is_open = opened is not None and ticket.resolved_at is None
-    awaiting = opened.at if is_open and opened and ticket.first_reply_at is None else None
+    is_open = opened_at is not None and ticket.resolved_at is None
+    awaiting = opened_at if is_open and ticket.first_reply_at is None else None
     return Contribution(dims, tuple(parts), is_open, awaiting)
 
 

@@ -30,6 +30,7 @@ from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import from_ms
 from stream.metrics import components, kpi_gauges
+from stream.processor import REASONS as PROCESSOR_REASONS
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class HealthCollector:
             labels=["topic", "reason"],
         )
         for topic in INPUT_TOPICS:
-            for reason in REASONS:
+            for reason in (*REASONS, *PROCESSOR_REASONS):
                 rejected.add_metric([prefix + topic, reason], processor.rejections[topic, reason])
         yield from (events, rejected)
         last = GaugeMetricFamily(
@@ -151,7 +152,7 @@ class HealthCollector:
             lag.add_metric([tp.topic, str(tp.partition)], messages)
         yield from (last, processed, lag)
         yield GaugeMetricFamily(
-            "cs_partitions_assigned", "Partitions this worker owns", value=len(processor.indexes)
+            "cs_partitions_assigned", "Partitions this worker owns", value=len(processor.assigned)
         )
         yield GaugeMetricFamily(
             "cs_kpi_partitions_covered",
@@ -306,7 +307,7 @@ class WebServer(Service):
         return web.json_response({"status": "alive"})
 
     async def readyz(self, _: web.Request) -> web.Response:
-        partitions = sorted(self.kpi.processor.indexes)
+        partitions = sorted(self.kpi.processor.assigned)
         ready = self.kpi.recovered
         return web.json_response(
             {"ready": ready, "partitions": partitions}, status=200 if ready else 503
