@@ -153,10 +153,15 @@ class KpiApp:
         # buffer (and logs a warning each time); a batch writes up to BATCH_MAX.
         self.app.producer.buffer.max_messages = 2 * BATCH_MAX
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            changed: dict[tuple[str, str], Any] = {}
+            changed: dict[str, tuple[int, bytes | None]] = {}
             now = _now_ms()
             for event in batch:
                 message = event.message
+                if message.partition not in self.processor.assigned:
+                    # Faust resumes the stream a moment before its recovery callback.
+                    self._restore(self._owned())
+                    if message.partition not in self.processor.assigned:
+                        continue  # revoked mid-batch: its new owner processes it
                 outcome = self.processor.handle(
                     message.topic.removeprefix(self.settings.topic_prefix),
                     message.partition,
@@ -166,16 +171,16 @@ class KpiApp:
                 )
                 self.positions[message.tp] = message.offset + 1
                 if outcome.table is not None and outcome.key is not None:
-                    changed[outcome.table, outcome.key] = event
+                    raw = self.processor.record_bytes(outcome.table, message.partition, outcome.key)
+                    # The store mirrors every record at once: a RocksDB store restarts warm,
+                    # and a partition revoked mid-batch is restored from it exactly. RocksDB
+                    # picks its partition's database by the current event.
+                    _set_current_event(event)
+                    store[outcome.key] = raw
+                    changed[outcome.key] = message.partition, raw
                 elif outcome.rejection is not None:
                     await self._dead_letter(message, outcome.rejection)
-            for (table, key), event in changed.items():
-                partition = event.message.partition
-                raw = self.processor.record_bytes(table, partition, key)
-                # The store mirrors the changelog, so a RocksDB store restarts warm; it
-                # picks its partition's database by the current event.
-                _set_current_event(event)
-                store[key] = raw
+            for key, (partition, raw) in changed.items():
                 self.tickets.send_changelog(partition, key, raw)
 
     async def _dead_letter(self, message: Any, rejection: Rejection) -> None:
@@ -194,18 +199,28 @@ class KpiApp:
         )
 
     async def _on_recovered(self) -> None:
-        """After table recovery: index newly owned partitions, drop the rest."""
-        owned = {
+        """After table recovery: drop partitions no longer owned, restore the new ones."""
+        owned = self._owned()
+        self.processor.revoke(self.processor.assigned - owned)
+        self._restore(owned)
+        self.recovered = True
+
+    def _owned(self) -> set[int]:
+        return {
             tp.partition
             for tp in self.app.assignor.assigned_actives()
             if tp.topic in self.input_topics
         }
-        self.processor.revoke(self.processor.assigned - owned)
+
+    def _restore(self, owned: set[int]) -> None:
+        """Load the records of owned partitions not yet served from the store; serve them."""
         new = owned - self.processor.assigned
+        if not new:
+            return
         started = time.monotonic()
         partitions = self.settings.partitions
         # The memory store remembers the partition of every key it recovered; other
-        # stores' keys are hashed.
+        # keys are hashed.
         recovered: dict[str, int] = getattr(self.tickets.data, "_key_partition", {})
         restored: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in new}
         for key, raw in self.tickets.data.items():
@@ -217,7 +232,6 @@ class KpiApp:
         for partition, records in restored.items():
             self.processor.restore(TICKET_TABLE, partition, records)
         self.processor.assign(new)
-        self.recovered = True
         log.info("indexed partitions %s in %.2f s", sorted(new), time.monotonic() - started)
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.config import KpiConfig
@@ -36,9 +35,11 @@ from stream.kpi.ticket import TicketKind
 KINDS: Final = (TicketKind,)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one message, and the entity record it changed (if any)."""
+class Outcome(NamedTuple):
+    """What happened to one message, and the entity record it changed (if any).
+
+    A named tuple (immutable, fields by name) because one is made per message.
+    """
 
     kind: str  # "accepted" | "duplicate" | "rejected"
     rejection: Rejection | None  # when rejected: fixed reason word + detail

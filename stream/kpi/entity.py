@@ -163,8 +163,7 @@ def murmur2(data: bytes) -> int:
     words = length // 4
     for k in struct.unpack_from(f"<{words}I", data):
         k = (k * _MURMUR_M) & _MASK
-        k = ((k ^ (k >> 24)) * _MURMUR_M) & _MASK
-        h = ((h * _MURMUR_M) & _MASK) ^ k
+        h = ((h * _MURMUR_M) ^ (((k ^ (k >> 24)) * _MURMUR_M) & _MASK)) & _MASK
     tail = data[words * 4 :]
     if tail:
         h ^= int.from_bytes(tail, "little")
