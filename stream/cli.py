@@ -79,10 +79,10 @@ def report(
 ) -> None:
     """Apply the KPI rules to EVENTS.jsonl (one event per line; - for stdin) and print
     what a single worker would export at --now."""
-    from stream.report import prometheus_text, run_batch, samples
+    from stream.report import agent_metrics_enabled, prometheus_text, run_batch, samples
 
     try:
-        config = load_kpi_config(sla_config)
+        config = load_kpi_config(sla_config, tz)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -100,10 +100,16 @@ def report(
     )
     for line, reason, detail in result.first_rejections:
         click.echo(f"  line {line}: {reason}: {detail}", err=True)
+    if rejected > len(result.first_rejections):
+        hidden = rejected - len(result.first_rejections)
+        click.echo(f"  ... and {hidden} more invalid lines not shown", err=True)
+    per_agent = agent_metrics_enabled()
     if output_format == "json":
-        sys.stdout.buffer.write(orjson.dumps(samples(result), option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(
+            orjson.dumps(samples(result, per_agent), option=orjson.OPT_INDENT_2) + b"\n"
+        )
     else:
-        sys.stdout.buffer.write(prometheus_text(result))
+        sys.stdout.buffer.write(prometheus_text(result, per_agent))
 
 
 @main.command()

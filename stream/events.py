@@ -15,16 +15,33 @@ from typing import Any, Final
 
 import orjson
 
-from stream.kpi.types import CHANNELS, PRIORITIES, SURVEY_KINDS, TOPIC_OF_TYPE
+from stream.kpi.types import (
+    AGENT_STATUSES,
+    CHANNELS,
+    CONTACT_CHANNELS,
+    PRIORITIES,
+    SURVEY_KINDS,
+    TOPIC_OF_TYPE,
+)
 from stream.kpi.windows import to_ms
 
 MAX_ID_LENGTH: Final = 128
 MAX_FUTURE_MS: Final = 300_000
+EARLIEST_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: anything older is a broken clock
+LATEST_MS: Final = 253_402_300_800_000  # year 10000
 RFC3339: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
 NAIVE: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?")
 SCORE_RANGE: Final[dict[str, tuple[int, int]]] = {"csat": (1, 5), "nps": (0, 10)}
+# The field naming an event's entity, by the first word of its `type`; the Kafka key must
+# equal it. A new entity kind adds its word here.
+ENTITY_ID_FIELD: Final[dict[str, str]] = {
+    "ticket": "ticket_id",
+    "survey": "ticket_id",
+    "contact": "contact_id",
+    "agent": "agent_id",
+}
 
 # Every reason word the decoder can give; `cs_events_rejected_total{reason}` uses these.
 REASONS: Final[tuple[str, ...]] = (
@@ -42,11 +59,15 @@ REASONS: Final[tuple[str, ...]] = (
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None."""
+    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None.
+
+    `entity_id` is the id its type names the entity by: `ticket_id`, `contact_id` or
+    `agent_id` (for `agent.status`, `agent_id` holds the same string).
+    """
 
     event_id: str
     type: str
-    ticket_id: str
+    entity_id: str
     occurred_at: int
     queue: str | None = None
     channel: str | None = None
@@ -54,6 +75,8 @@ class Event:
     agent_id: str | None = None
     survey: str | None = None
     score: int | None = None
+    status: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +96,12 @@ class _Invalid(Exception):
 def decode(
     raw: bytes, now_ms: int, topic: str | None = None, key: bytes | None = None
 ) -> Event | Rejection:
-    """Decode one message value; `topic` and `key` are checked when given."""
+    """Decode one message value.
+
+    With `topic` (a message from Kafka) the type must belong to the topic and `key` must
+    equal the entity id: a null key is a `key_mismatch` too. Without `topic` (a line of a
+    file) neither is checked.
+    """
     try:
         try:
             obj = orjson.loads(raw)
@@ -93,9 +121,11 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
     if topic is not None and TOPIC_OF_TYPE[event_type] != topic:
         raise _Invalid("type_mismatch", f"type {event_type} does not belong on this topic")
     event_id = _identifier(obj, "event_id")
-    ticket_id = _identifier(obj, "ticket_id")
-    if key is not None and key != ticket_id.encode():
-        raise _Invalid("key_mismatch", "message key differs from ticket_id")
+    id_field = ENTITY_ID_FIELD[event_type.partition(".")[0]]
+    entity_id = _identifier(obj, id_field)
+    if topic is not None and key != entity_id.encode():
+        detail = "message has no key" if key is None else f"message key differs from {id_field}"
+        raise _Invalid("key_mismatch", detail)
     occurred_at = parse_occurred_at(obj.get("occurred_at", _MISSING))
     if occurred_at > now_ms + MAX_FUTURE_MS:
         raise _Invalid("future_timestamp", "occurred_at is more than 300 s ahead of the clock")
@@ -103,7 +133,7 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
         return Event(
             event_id,
             event_type,
-            ticket_id,
+            entity_id,
             occurred_at,
             # Interned: a million tickets share a handful of label strings.
             queue=sys.intern(_identifier(obj, "queue")),
@@ -116,11 +146,33 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
         low, high = SCORE_RANGE[survey]
         if isinstance(score, bool) or not low <= score <= high:
             raise _Invalid("invalid_field", f"score out of range {low}..{high} for {survey}")
-        return Event(event_id, event_type, ticket_id, occurred_at, survey=survey, score=score)
+        return Event(event_id, event_type, entity_id, occurred_at, survey=survey, score=score)
+    if event_type == "contact.queued":
+        if obj.get("customer_id") is not None:
+            _identifier(obj, "customer_id")
+        return Event(
+            event_id,
+            event_type,
+            entity_id,
+            occurred_at,
+            queue=sys.intern(_identifier(obj, "queue")),
+            channel=sys.intern(_choice(obj, "channel", CONTACT_CHANNELS)),
+        )
+    if event_type == "agent.status":
+        team = obj.get("team")
+        return Event(
+            event_id,
+            event_type,
+            entity_id,
+            occurred_at,
+            agent_id=entity_id,
+            status=sys.intern(_choice(obj, "status", AGENT_STATUSES)),
+            team=sys.intern("default" if team is None else _identifier(obj, "team")),
+        )
     agent_id = obj.get("agent_id")
     if agent_id is not None and not isinstance(agent_id, str):
         raise _Invalid("invalid_field", "field agent_id must be a str")
-    return Event(event_id, event_type, ticket_id, occurred_at, agent_id=agent_id)
+    return Event(event_id, event_type, entity_id, occurred_at, agent_id=agent_id)
 
 
 _MISSING: Final = object()
@@ -154,9 +206,7 @@ def parse_occurred_at(value: object) -> int:
     if value is _MISSING or value is None:
         raise _Invalid("missing_field", "missing field occurred_at")
     if isinstance(value, int) and not isinstance(value, bool):
-        if not 0 <= value < 253_402_300_800_000:  # year 10000
-            raise _Invalid("invalid_timestamp", "epoch milliseconds out of range")
-        return value
+        return _in_range(value)
     if not isinstance(value, str) or len(value) > 64:
         raise _Invalid("invalid_timestamp", "occurred_at must be RFC 3339 or epoch ms")
     if not RFC3339.fullmatch(value):
@@ -166,4 +216,10 @@ def parse_occurred_at(value: object) -> int:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError as exc:  # a well-formed but impossible date, such as 02-30
         raise _Invalid("invalid_timestamp", "occurred_at is not a valid date and time") from exc
-    return to_ms(moment)
+    return _in_range(to_ms(moment))
+
+
+def _in_range(ms: int) -> int:
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise _Invalid("invalid_timestamp", "occurred_at is before 2000-01-01 or after 9999")
+    return ms

@@ -38,7 +38,8 @@ KINDS: Final = (TicketKind,)
 class Outcome(NamedTuple):
     """What happened to one message, and the entity record it changed (if any).
 
-    A named tuple (immutable, fields by name) because one is made per message.
+    A named tuple (immutable, fields by name) because one is made per message. A duplicate
+    names a record too when its content still changed it (two events under one id).
     """
 
     kind: str  # "accepted" | "duplicate" | "rejected"
@@ -105,7 +106,7 @@ class Processor:
         """Fold a decoded event of `topic` into its entity on `partition`."""
         kind = self.kind_of_topic[topic]
         table = kind.table
-        key = kind.entity_id(event)
+        key = event.entity_id
         records = self._records[table].get(partition)
         if records is None:
             records = self._records[table][partition] = {}
@@ -118,24 +119,34 @@ class Processor:
             if self.partitions > 1 and partition_of(key, self.partitions) != partition:
                 return self._rejected(topic, WRONG_PARTITION)
             record = records[key] = kind.new()
-            changed = True
+            duplicate = False
         else:
-            if has_seen(record.seen, mark):
-                self.events[topic, "duplicate"] += 1
-                return DUPLICATE
-            if seen_count(record.seen) >= self.max_events:
+            duplicate = has_seen(record.seen, mark)
+            if not duplicate and seen_count(record.seen) >= self.max_events:
                 return self._rejected(topic, TOO_MANY_EVENTS)
             if index is not None:
                 old = kind.contribution(record)
-            changed = False
-        admit(record, mark, event.occurred_at)
-        changed = kind.apply(record, event) or changed
-        if index is not None and changed:
-            index.update(old, kind.contribution(record))
-        self.events[topic, "accepted"] += 1
         last = self.last_event_occurred_ms
         if last is None or event.occurred_at > last:
             self.last_event_occurred_ms = event.occurred_at
+        if duplicate:
+            # A seen id is still folded in: a redelivery changes nothing, and two different
+            # events under one id give the same state in any order (the join of both).
+            self.events[topic, "duplicate"] += 1
+            moved = event.occurred_at > record.last_event_at
+            if moved:
+                record.last_event_at = event.occurred_at
+            if kind.apply(record, event):
+                if index is not None:
+                    index.update(old, kind.contribution(record))
+            elif not moved:
+                return DUPLICATE
+            return Outcome("duplicate", None, table, key)
+        admit(record, mark, event.occurred_at)
+        changed = kind.apply(record, event) or old is None
+        if index is not None and changed:
+            index.update(old, kind.contribution(record))
+        self.events[topic, "accepted"] += 1
         return Outcome("accepted", None, table, key)
 
     def _rejected(self, topic: str, rejection: Rejection) -> Outcome:

@@ -15,14 +15,20 @@ from typing import NoReturn
 
 import pytest
 
-from stream.broker.harness import BrokerError, LocalBroker, fetch_kafka, require_java
+from stream.broker.harness import (
+    BrokerError,
+    LocalBroker,
+    TlsFiles,
+    create_tls_files,
+    fetch_kafka,
+    require_java,
+)
 from stream.broker.topics import ensure_topics
+from tests.infra import require_infra
 
 
 def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}\n(CI=true: the Kafka tests must run)", pytrace=False)
-    pytest.skip(f"Kafka broker unavailable: {reason}")
+    require_infra(f"Kafka broker unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +58,12 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         yield bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA with server and client certificates (needs `openssl`)."""
+    try:
+        return create_tls_files(tmp_path_factory.mktemp("pki"))
+    except BrokerError as exc:
+        require_infra(f"no test certificates: {exc}")

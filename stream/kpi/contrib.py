@@ -43,8 +43,14 @@ class Layout:
     NPS: Final = 9  # three slots: promoter, passive, detractor
 
     def __init__(self, policy: SlaPolicy) -> None:
-        self.frt_bounds_ms = _bounds(FIRST_RESPONSE_BOUNDS_S, policy.first_response_ms.values())
-        self.res_bounds_ms = _bounds(RESOLUTION_BOUNDS_S, policy.resolution_ms.values())
+        """Bounds: the contract's defaults plus every target of every policy (section 10)."""
+        policies = policy.every_policy()
+        self.frt_bounds_ms = _bounds(
+            FIRST_RESPONSE_BOUNDS_S, (t for p in policies for t in p.first_response_ms.values())
+        )
+        self.res_bounds_ms = _bounds(
+            RESOLUTION_BOUNDS_S, (t for p in policies for t in p.resolution_ms.values())
+        )
         self.frt_hist = 12
         self.res_hist = self.frt_hist + len(self.frt_bounds_ms) + 1
         self.size = self.res_hist + len(self.res_bounds_ms) + 1
@@ -65,31 +71,38 @@ OPENED_INCREMENT: Final[Increments] = ((Layout.OPENED, 1),)
 class Contribution(NamedTuple):
     """What one ticket adds: slot increments per minute bucket, and its live state.
 
+    `awaiting` is (SLA clock at opening, opened_at) of a ticket awaiting its first reply:
+    the clock decides its SLA state at any later instant (section 10), opened_at its age.
     A named tuple rather than a frozen dataclass: built twice per event, it must be cheap.
     """
 
     dims: Dims
     parts: tuple[tuple[int, Increments], ...]
     open: bool
-    awaiting_since: int | None
+    awaiting: tuple[int, int] | None
 
 
 def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
-    """The contribution of `ticket` under `policy`, or None when it adds nothing."""
+    """The contribution of `ticket` under `policy` (the file's, resolved per queue), or None
+    when it adds nothing. Breaches count SLA time; sums and histograms calendar time."""
     opened_at = ticket.opened_at
     parts: list[tuple[int, Increments]] = []
     if opened_at is not None:
-        priority: str = ticket.priority  # type: ignore[assignment]  # set with opened_at
-        dims: Dims = (ticket.queue, ticket.channel, priority)  # type: ignore[assignment]
+        queue: str = ticket.queue  # type: ignore[assignment]  # set with opened_at
+        priority: str = ticket.priority  # type: ignore[assignment]
+        dims: Dims = (queue, ticket.channel, priority)  # type: ignore[assignment]
+        sla = policy.for_queue(queue)
         parts.append((opened_at // MINUTE_MS, OPENED_INCREMENT))
         if ticket.first_reply_at is not None:
             frt = max(0, ticket.first_reply_at - opened_at)
-            breached = policy.first_response_breached(priority, frt)
+            sla_frt = sla.elapsed_ms(opened_at, ticket.first_reply_at)
+            breached = sla.first_response_breached(priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
         if ticket.resolved_at is not None:
             resolution = max(0, ticket.resolved_at - opened_at)
-            breached = policy.resolution_breached(priority, resolution)
+            sla_resolution = sla.elapsed_ms(opened_at, ticket.resolved_at)
+            breached = sla.resolution_breached(priority, sla_resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
             parts.append(_timed(ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist))
     else:
@@ -110,7 +123,9 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
     if not parts:
         return None
     is_open = opened_at is not None and ticket.resolved_at is None
-    awaiting = opened_at if is_open and ticket.first_reply_at is None else None
+    awaiting = None
+    if opened_at is not None and is_open and ticket.first_reply_at is None:
+        awaiting = (sla.clock(opened_at), opened_at)
     return Contribution(dims, tuple(parts), is_open, awaiting)
 
 

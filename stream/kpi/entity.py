@@ -129,9 +129,6 @@ class EntityKind(Protocol[R, C]):
     topics: tuple[str, ...]
     retention_ms: int
 
-    def entity_id(self, event: Any) -> str:
-        """The id (and message key) of the entity an event belongs to."""
-
     def new(self) -> R:
         """A record that has seen no event yet."""
 

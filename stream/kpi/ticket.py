@@ -23,7 +23,7 @@ from stream.events import Event
 from stream.kpi.contrib import Contribution, Layout, contribution
 from stream.kpi.entity import EntityRecord, pack_seen, unpack_seen
 from stream.kpi.index import KpiIndex
-from stream.kpi.types import TOPIC_OF_TYPE
+from stream.kpi.types import INPUT_TOPICS
 
 TABLE = "tickets"
 
@@ -139,16 +139,13 @@ class TicketKind:
     """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
 
     table = TABLE
-    topics = tuple(TOPIC_OF_TYPE.values())
+    topics = INPUT_TOPICS
 
     def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
         self.policy = config.sla
         self.layout = Layout(config.sla)
         self.tz = tz
         self.retention_ms = config.retention_ms
-
-    def entity_id(self, event: Event) -> str:
-        return event.ticket_id
 
     def new(self) -> Ticket:
         return Ticket()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-EventType = Literal["ticket.opened", "ticket.first_reply", "ticket.resolved", "survey.responded"]
 Channel = Literal["phone", "email", "chat", "social", "web", "other"]
 Priority = Literal["low", "normal", "high", "urgent"]
 SurveyKind = Literal["csat", "nps"]
@@ -14,12 +13,32 @@ TOPIC_OF_TYPE: Final[dict[str, str]] = {
     "ticket.first_reply": "cs.ticket.first_reply",
     "ticket.resolved": "cs.ticket.resolved",
     "survey.responded": "cs.survey.responded",
+    "contact.queued": "cs.contact.queued",
+    "contact.answered": "cs.contact.answered",
+    "contact.abandoned": "cs.contact.abandoned",
+    "contact.ended": "cs.contact.ended",
+    "contact.wrapped": "cs.contact.wrapped",
+    "agent.status": "cs.agent.status",
 }
-INPUT_TOPICS: Final[tuple[str, ...]] = tuple(TOPIC_OF_TYPE.values())
+INPUT_TOPICS: Final[tuple[str, ...]] = tuple(
+    topic for topic in TOPIC_OF_TYPE.values() if topic.startswith(("cs.ticket.", "cs.survey."))
+)
+CONTACT_TOPICS: Final[tuple[str, ...]] = tuple(
+    topic for topic in TOPIC_OF_TYPE.values() if topic.startswith("cs.contact.")
+)
+AGENT_TOPICS: Final[tuple[str, ...]] = ("cs.agent.status",)
 DLQ_TOPIC: Final = "cs.events.dlq"
 
 CHANNELS: Final[frozenset[str]] = frozenset({"phone", "email", "chat", "social", "web", "other"})
 PRIORITIES: Final[tuple[str, ...]] = ("low", "normal", "high", "urgent")
+CONTACT_CHANNELS: Final[tuple[str, ...]] = ("phone", "chat", "video", "other")
+AGENT_STATUSES: Final[tuple[str, ...]] = (
+    "available",
+    "busy",
+    "after_contact_work",
+    "away",
+    "offline",
+)
 SURVEY_KINDS: Final[frozenset[str]] = frozenset({"csat", "nps"})
 NPS_CATEGORIES: Final[tuple[str, ...]] = ("promoter", "passive", "detractor")
 

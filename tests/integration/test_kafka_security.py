@@ -8,7 +8,6 @@ wrong ones it never gets ready and its log says why.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker.harness import BrokerError, LocalBroker, TlsFiles, create_tls_files
+from stream.broker.harness import LocalBroker, TlsFiles
 from tests.integration.worker_harness import Scenario, Worker, route, wait_processed
 
 USER, PASSWORD = "kpi-worker", "s3cret-Pa55"
@@ -42,17 +41,6 @@ REFUSED_CASES = [
         "CERTIFICATE_VERIFY_FAILED", id="SASL_SSL-unknown-CA",
     ),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A throwaway CA with server and client certificates (needs `openssl`)."""
-    try:
-        return create_tls_files(tmp_path_factory.mktemp("pki"))
-    except BrokerError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exc}\n(CI=true: the Kafka security tests must run)", pytrace=False)
-        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")

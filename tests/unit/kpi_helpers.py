@@ -12,7 +12,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import KpiConfig
-from stream.events import Event, decode
+from stream.events import ENTITY_ID_FIELD, Event, decode
 from stream.kpi.entity import admit, fingerprint, has_seen
 from stream.kpi.ticket import Ticket, apply, dumps, loads
 from stream.kpi.windows import to_ms
@@ -35,12 +35,15 @@ def utc_ms(text: str) -> int:
 
 
 def payload(event_type: str, ticket_id: str, at: int | str, **fields: Any) -> Payload:
-    """One event as the JSON object a producer sends; a short derived event_id unless given."""
+    """One event as the JSON object a producer sends; a short derived event_id unless given.
+
+    The entity id goes in the field its type names (`ticket_id`, `contact_id`, `agent_id`).
+    """
     digest = blake2b(repr((event_type, ticket_id, at)).encode(), digest_size=8).hexdigest()
     return {
         "event_id": fields.pop("event_id", f"{event_type.rsplit('.', 1)[-1]}-{digest}"),
         "type": event_type,
-        "ticket_id": ticket_id,
+        ENTITY_ID_FIELD.get(event_type.partition(".")[0], "ticket_id"): ticket_id,
         "occurred_at": at,
         **fields,
     }
@@ -69,6 +72,32 @@ def resolved(ticket_id: str, at: int | str, **fields: Any) -> Payload:
 
 def survey(ticket_id: str, at: int | str, kind: str, score: int, **fields: Any) -> Payload:
     return payload("survey.responded", ticket_id, at, survey=kind, score=score, **fields)
+
+
+def queued(
+    contact_id: str, at: int | str, queue: str = "sales", channel: str = "phone", **fields: Any
+) -> Payload:
+    return payload("contact.queued", contact_id, at, queue=queue, channel=channel, **fields)
+
+
+def answered(contact_id: str, at: int | str, **fields: Any) -> Payload:
+    return payload("contact.answered", contact_id, at, **fields)
+
+
+def abandoned(contact_id: str, at: int | str, **fields: Any) -> Payload:
+    return payload("contact.abandoned", contact_id, at, **fields)
+
+
+def ended(contact_id: str, at: int | str, **fields: Any) -> Payload:
+    return payload("contact.ended", contact_id, at, **fields)
+
+
+def wrapped(contact_id: str, at: int | str, **fields: Any) -> Payload:
+    return payload("contact.wrapped", contact_id, at, **fields)
+
+
+def status(agent_id: str, at: int | str, state: str, **fields: Any) -> Payload:
+    return payload("agent.status", agent_id, at, status=state, **fields)
 
 
 def line(event: Payload) -> bytes:

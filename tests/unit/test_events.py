@@ -9,16 +9,22 @@ import pytest
 from kpi_helpers import (
     NOW,
     SECOND,
+    abandoned,
+    answered,
+    ended,
     first_reply,
     line,
     opened,
     payload,
+    queued,
     resolved,
+    status,
     survey,
     utc_ms,
+    wrapped,
 )
 
-from stream.events import REASONS, Event, Rejection, decode
+from stream.events import ENTITY_ID_FIELD, REASONS, Event, Rejection, decode
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
 
 T = "2026-11-22T09:00:00Z"
@@ -41,8 +47,19 @@ def test_topics_and_types_are_the_contract_table() -> None:
         "ticket.first_reply": "cs.ticket.first_reply",
         "ticket.resolved": "cs.ticket.resolved",
         "survey.responded": "cs.survey.responded",
+        "contact.queued": "cs.contact.queued",
+        "contact.answered": "cs.contact.answered",
+        "contact.abandoned": "cs.contact.abandoned",
+        "contact.ended": "cs.contact.ended",
+        "contact.wrapped": "cs.contact.wrapped",
+        "agent.status": "cs.agent.status",
     }
-    assert set(INPUT_TOPICS) == set(TOPIC_OF_TYPE.values())
+    assert INPUT_TOPICS == (
+        "cs.ticket.opened",
+        "cs.ticket.first_reply",
+        "cs.ticket.resolved",
+        "cs.survey.responded",
+    )
     assert DLQ_TOPIC == "cs.events.dlq"
 
 
@@ -113,7 +130,8 @@ def test_valid_event_decodes_to_its_fields(event: dict[str, Any], expected: Even
         ),
         pytest.param(1_795_341_600_000, "2026-11-22T10:00:00+00:00", id="epoch-ms"),
         pytest.param(1_795_341_600_999, "2026-11-22T10:00:00.999+00:00", id="epoch-ms-fraction"),
-        pytest.param(0, "1970-01-01T00:00:00+00:00", id="epoch-zero"),
+        pytest.param(946_684_800_000, "2000-01-01T00:00:00+00:00", id="epoch-ms-2000"),
+        pytest.param("2000-01-01T01:00:00+01:00", "2000-01-01T00:00:00+00:00", id="text-2000"),
     ],
 )
 def test_occurred_at_accepts_rfc3339_with_offset_and_epoch_ms(
@@ -186,6 +204,16 @@ REJECTIONS: list[Any] = [
     pytest.param(first_reply("t", "1795341600000"), "invalid_timestamp", id="epoch-as-string"),
     pytest.param(first_reply("t", 1.7953416e12), "invalid_timestamp", id="epoch-float"),
     pytest.param(first_reply("t", -1), "invalid_timestamp", id="epoch-negative"),
+    pytest.param(first_reply("t", 0), "invalid_timestamp", id="epoch-zero"),
+    pytest.param(first_reply("t", 946_684_799_999), "invalid_timestamp", id="epoch-1999"),
+    pytest.param(first_reply("t", "1999-12-31T23:59:59.999Z"), "invalid_timestamp", id="1999"),
+    pytest.param(
+        first_reply("t", "2000-01-01T00:30:00+01:00"), "invalid_timestamp", id="1999-by-offset"
+    ),
+    pytest.param(first_reply("t", "0001-01-01T00:00:00Z"), "invalid_timestamp", id="year-1"),
+    pytest.param(
+        first_reply("t", "0001-01-01T00:00:00+23:59"), "invalid_timestamp", id="year-1-offset"
+    ),
     pytest.param(first_reply("t", True), "invalid_timestamp", id="epoch-bool"),
     pytest.param(first_reply("t", 253_402_300_800_000), "invalid_timestamp", id="year-10000"),
     pytest.param(first_reply("t", {"ms": 1}), "invalid_timestamp", id="object"),
@@ -253,8 +281,14 @@ def test_type_must_match_the_topic_it_came_from(event_type: str, topic: str) -> 
         "ticket.first_reply": first_reply("t", T),
         "ticket.resolved": resolved("t", T),
         "survey.responded": survey("t", T, "nps", 9),
+        "contact.queued": queued("t", T),
+        "contact.answered": answered("t", T),
+        "contact.abandoned": abandoned("t", T),
+        "contact.ended": ended("t", T),
+        "contact.wrapped": wrapped("t", T),
+        "agent.status": status("t", T, "busy"),
     }[event_type]
-    result = decoded(event, topic=topic)
+    result = decoded(event, topic=topic, key=b"t")
     if TOPIC_OF_TYPE[event_type] == topic:
         assert isinstance(result, Event)
     else:
@@ -269,15 +303,35 @@ def test_type_must_match_the_topic_it_came_from(event_type: str, topic: str) -> 
         pytest.param(b"ticket-2", False, id="other-ticket"),
         pytest.param(b"", False, id="empty-key"),
         pytest.param("tïcket-1".encode("latin-1"), False, id="same-text-other-encoding"),
+        pytest.param(None, False, id="null-key"),
     ],
 )
-def test_message_key_must_equal_ticket_id(key: bytes, accepted: bool) -> None:
-    result = decoded(first_reply("tïcket-1", T), key=key)
+def test_message_key_must_equal_ticket_id(key: bytes | None, accepted: bool) -> None:
+    result = decoded(first_reply("tïcket-1", T), topic="cs.ticket.first_reply", key=key)
     if accepted:
         assert isinstance(result, Event)
     else:
         assert isinstance(result, Rejection)
         assert result.reason == "key_mismatch"
+
+
+def test_a_file_line_has_no_key_to_check() -> None:
+    assert isinstance(decoded(first_reply("t1", T)), Event)
+
+
+@pytest.mark.parametrize(
+    ("type_word", "id_field"),
+    [
+        ("ticket", "ticket_id"),
+        ("survey", "ticket_id"),
+        ("contact", "contact_id"),
+        ("agent", "agent_id"),
+    ],
+)
+def test_each_entity_kind_names_the_field_its_key_must_equal(type_word: str, id_field: str) -> None:
+    assert ENTITY_ID_FIELD[type_word] == id_field
+    for event_type in TOPIC_OF_TYPE:
+        assert event_type.partition(".")[0] in ENTITY_ID_FIELD, event_type
 
 
 HOSTILE = '<img src=x onerror=alert(1)>"\\\n😀'
@@ -363,3 +417,101 @@ def test_any_string_agent_id_is_accepted(agent_id: str) -> None:
     event = decoded(first_reply("t", T, agent_id=agent_id))
     assert isinstance(event, Event), event
     assert event.occurred_at == T_MS
+
+
+CONTACT_AND_AGENT_VALID = [
+    pytest.param(
+        queued("c1", T, queue="sales", channel="chat", customer_id="cust-9", event_id="q1"),
+        Event("q1", "contact.queued", "c1", T_MS, queue="sales", channel="chat"),
+        id="queued",
+    ),
+    pytest.param(
+        queued("c1", T, channel="video", event_id="q2"),
+        Event("q2", "contact.queued", "c1", T_MS, queue="sales", channel="video"),
+        id="queued-video-no-customer",
+    ),
+    pytest.param(
+        answered("c1", T, agent_id="a7", event_id="a1"),
+        Event("a1", "contact.answered", "c1", T_MS, agent_id="a7"),
+        id="answered",
+    ),
+    pytest.param(
+        answered("c1", T, event_id="a2"),
+        Event("a2", "contact.answered", "c1", T_MS),
+        id="answered-no-agent",
+    ),
+    pytest.param(abandoned("c1", T, event_id="x"), Event("x", "contact.abandoned", "c1", T_MS)),
+    pytest.param(ended("c1", T, event_id="x"), Event("x", "contact.ended", "c1", T_MS)),
+    pytest.param(wrapped("c1", T, event_id="x"), Event("x", "contact.wrapped", "c1", T_MS)),
+    pytest.param(
+        status("a7", T, "after_contact_work", team="blue", event_id="s1"),
+        Event(
+            "s1",
+            "agent.status",
+            "a7",
+            T_MS,
+            agent_id="a7",
+            status="after_contact_work",
+            team="blue",
+        ),
+        id="status",
+    ),
+    pytest.param(
+        status("a7", T, "offline", event_id="s2"),
+        Event("s2", "agent.status", "a7", T_MS, agent_id="a7", status="offline", team="default"),
+        id="status-default-team",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "expected"), CONTACT_AND_AGENT_VALID)
+def test_contact_and_agent_events_decode(event: dict[str, Any], expected: Event) -> None:
+    id_field = "agent_id" if event["type"] == "agent.status" else "contact_id"
+    assert decoded(event, key=event[id_field].encode()) == expected
+
+
+CONTACT_AND_AGENT_INVALID = [
+    pytest.param(queued("c", T, channel="email"), "invalid_field", id="contact-channel-email"),
+    pytest.param(queued("c", T, queue=""), "invalid_field", id="queue-empty"),
+    pytest.param(without(queued("c", T), "queue"), "missing_field", id="queue-missing"),
+    pytest.param(queued("c", T, customer_id="x" * 129), "invalid_field", id="customer-129"),
+    pytest.param(queued("c", T, customer_id=7), "invalid_field", id="customer-number"),
+    pytest.param(queued("x" * 129, T), "invalid_field", id="contact_id-129"),
+    pytest.param(without(answered("c", T), "contact_id"), "missing_field", id="contact_id-gone"),
+    pytest.param(
+        {**without(answered("c", T), "contact_id"), "ticket_id": "c"},
+        "missing_field",
+        id="ticket_id-instead-of-contact_id",
+    ),
+    pytest.param(answered("c", T, agent_id=5), "invalid_field", id="answered-agent-number"),
+    pytest.param(status("a", T, "lunch"), "invalid_field", id="status-unknown"),
+    pytest.param(without(status("a", T, "busy"), "status"), "missing_field", id="status-missing"),
+    pytest.param(without(status("a", T, "busy"), "agent_id"), "missing_field", id="agent-missing"),
+    pytest.param(status("", T, "busy"), "invalid_field", id="agent-empty"),
+    pytest.param(status("a", T, "busy", team=""), "invalid_field", id="team-empty"),
+    pytest.param(status("a", T, "busy", team="t" * 129), "invalid_field", id="team-129"),
+    pytest.param(status("a", "2026-11-22T09:00:00", "busy"), "invalid_timestamp", id="naive"),
+]
+
+
+@pytest.mark.parametrize(("event", "reason"), CONTACT_AND_AGENT_INVALID)
+def test_contact_and_agent_events_are_rejected(event: dict[str, Any], reason: str) -> None:
+    result = decoded(event)
+    assert isinstance(result, Rejection)
+    assert result.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("event", "key", "reason"),
+    [
+        (queued("c1", T), b"c2", "key_mismatch"),
+        (status("a1", T, "busy"), b"a2", "key_mismatch"),
+        (queued("c1", T), b"c1", None),
+        (status("a1", T, "busy"), b"a1", None),
+    ],
+)
+def test_contact_and_agent_key_is_their_id(
+    event: dict[str, Any], key: bytes, reason: str | None
+) -> None:
+    result = decoded(event, topic=TOPIC_OF_TYPE[event["type"]], key=key)
+    assert getattr(result, "reason", None) == reason

@@ -105,6 +105,26 @@ def test_duplicate_is_counted_and_changes_nothing(processor: Processor) -> None:
     assert processor.snapshot(NOW).live[BILLING].open == 1
 
 
+def test_two_events_under_one_id_give_the_same_state_in_either_order() -> None:
+    early = reply("r1", "T1", at=NOW - 50_000)
+    late = reply("r1", "T1", at=NOW - 20_000)
+    states = []
+    for order in ((early, late), (late, early)):
+        processor = Processor(KpiConfig(), UTC, PARTITIONS)
+        processor.assign([0])
+        open_ticket(processor, 0, "T1")
+        outcomes = [
+            processor.handle("cs.ticket.first_reply", 0, b"T1", value, NOW) for value in order
+        ]
+        assert [o.kind for o in outcomes] == ["accepted", "duplicate"]
+        record = processor.record_bytes("tickets", 0, "T1")
+        assert record is not None
+        states.append((orjson.loads(record), processor.snapshot(NOW)))
+    assert states[0] == states[1]
+    fields = states[0][0]
+    assert (fields[1], fields[7]) == (NOW - 20_000, NOW - 50_000)  # last event, first reply
+
+
 def test_an_event_that_changes_no_kpi_still_records_its_id(processor: Processor) -> None:
     open_ticket(processor, 0, "T1")
     later = opened("e2", "T1", at=NOW - 10_000)  # a later opened event never wins

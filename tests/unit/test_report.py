@@ -310,6 +310,24 @@ def test_cli_reports_invalid_lines_on_stderr_and_exits_0(events_file: Path) -> N
     assert "invalid_json" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("invalid", "shown", "hidden"), [(20, 20, None), (21, 20, 1), (57, 20, 37)]
+)
+def test_cli_says_how_many_invalid_lines_it_did_not_print(
+    tmp_path: Path, invalid: int, shown: int, hidden: int | None
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"nope\n" * invalid + line(opened("t1", "2026-11-22T09:00:00Z")) + b"\n")
+    result = run(str(path), "--now", NOW_TEXT)
+    assert result.exit_code == 0
+    printed = [row for row in result.stderr.splitlines() if row.startswith("  line ")]
+    assert len(printed) == shown
+    assert printed[-1] == f"  line {shown}: invalid_json: value is not valid UTF-8 JSON"
+    summary = [row for row in result.stderr.splitlines() if "more invalid lines" in row]
+    expected = [] if hidden is None else [f"  ... and {hidden} more invalid lines not shown"]
+    assert summary == expected
+
+
 def test_cli_json_format_lists_samples(events_file: Path) -> None:
     result = run(str(events_file), "--now", NOW_TEXT, "--format", "json")
     assert result.exit_code == 0, result.stderr

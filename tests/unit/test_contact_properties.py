@@ -1,0 +1,165 @@
+"""Order and duplicate independence of contacts and agent timelines (hypothesis).
+
+Any arrival order of the same events, with any duplicates, must give the same records
+and the same exposition; agent timelines include events older than the 48 h horizon,
+which the merge may drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kpi_helpers import DAY, HOUR, NOW, SECOND, report, to_event
+
+from stream.kpi import agent, contact
+from stream.kpi.agent import HORIZON_MS, Agent
+from stream.kpi.contact import Contact
+from stream.report import prometheus_text
+
+PROPERTY_SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+CONTACT_KINDS = ["queued", "answered", "abandoned", "ended", "wrapped"]
+STATUSES = ["available", "busy", "after_contact_work", "away", "offline"]
+
+
+@st.composite
+def contact_events(draw: st.DrawFn, contact_id: str) -> list[dict[str, Any]]:
+    """Every event of one contact: conflicting queues and answers, abandons, ends, wraps."""
+    base = NOW - draw(st.sampled_from([0, 2 * HOUR, 5 * HOUR, 20 * HOUR]))
+    drawn = draw(
+        st.lists(
+            st.tuples(st.sampled_from(CONTACT_KINDS), st.integers(-600, 600)),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    events = []
+    for number, (kind, offset_s) in enumerate(drawn):
+        fields: dict[str, Any] = {
+            "event_id": f"{contact_id}:{number}",
+            "type": f"contact.{kind}",
+            "contact_id": contact_id,
+            "occurred_at": min(base + offset_s * SECOND, NOW + 300 * SECOND),
+        }
+        if kind == "queued":
+            fields["queue"] = draw(st.sampled_from(["sales", "support"]))
+            fields["channel"] = draw(st.sampled_from(["phone", "chat", "video", "other"]))
+        elif kind == "answered":
+            fields["agent_id"] = draw(st.sampled_from(["a1", "a2", "", None]))
+        events.append(fields)
+    return events
+
+
+@st.composite
+def agent_events(draw: st.DrawFn, agent_id: str) -> list[dict[str, Any]]:
+    """Status events of one agent over the last 4 days (so some are beyond the horizon)."""
+    offsets = draw(st.lists(st.integers(-4 * 24 * 3600, 300), min_size=1, max_size=12))
+    return [
+        {
+            "event_id": f"{agent_id}:{number}",
+            "type": "agent.status",
+            "agent_id": agent_id,
+            "occurred_at": NOW + offset_s * SECOND,
+            "status": draw(st.sampled_from(STATUSES)),
+            "team": draw(st.sampled_from(["blue", "red"])),
+        }
+        for number, offset_s in enumerate(offsets)
+    ]
+
+
+@st.composite
+def shuffled_with_duplicates(draw: st.DrawFn, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same events in another order, some of them sent again."""
+    repeats = draw(st.lists(st.sampled_from(events), max_size=len(events)))
+    return draw(st.permutations(events + repeats))
+
+
+@st.composite
+def two_orders(
+    draw: st.DrawFn, make: Any, count: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    events = [e for n in range(count) for e in draw(make(f"e{n}"))]
+    return draw(shuffled_with_duplicates(events)), draw(shuffled_with_duplicates(events))
+
+
+def fold_contacts(events: list[dict[str, Any]]) -> dict[str, Contact]:
+    records: dict[str, Contact] = {}
+    for payload in events:
+        event = to_event(payload)
+        records[event.entity_id], _ = contact.merge(records.get(event.entity_id), event)
+    return records
+
+
+def fold_agents(events: list[dict[str, Any]]) -> dict[str, Agent]:
+    records: dict[str, Agent] = {}
+    for payload in events:
+        event = to_event(payload)
+        records[event.entity_id], _ = agent.merge(records.get(event.entity_id), event)
+    return records
+
+
+@PROPERTY_SETTINGS
+@given(two_orders(contact_events, 4))
+def test_contacts_do_not_depend_on_order_or_duplicates(
+    orders: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    first, second = orders
+    assert fold_contacts(first) == fold_contacts(second)
+    assert prometheus_text(report(first), per_agent=True) == prometheus_text(
+        report(second), per_agent=True
+    )
+
+
+@PROPERTY_SETTINGS
+@given(two_orders(agent_events, 3))
+def test_agent_timelines_do_not_depend_on_order_or_duplicates(
+    orders: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    first, second = orders
+    assert fold_agents(first) == fold_agents(second)
+    assert prometheus_text(report(first)) == prometheus_text(report(second))
+
+
+@PROPERTY_SETTINGS
+@given(agent_events("a"), st.integers(0, 2 * DAY))
+def test_dropped_old_events_never_change_what_is_visible(
+    events: list[dict[str, Any]], later_ms: int
+) -> None:
+    """The pruned timeline shows, at any later `now`, exactly what the whole one shows."""
+    pruned = fold_agents(events)["a"]
+    whole = Agent(
+        "a",
+        tuple(
+            sorted(
+                agent.Status(e["occurred_at"], e["event_id"], e["status"], e["team"])
+                for e in events
+            )
+        ),
+    )
+    assert set(pruned.timeline) <= set(whole.timeline)
+    now = max(NOW, whole.timeline[-1].at) + later_ms
+    for stale_ms in (HOUR, 12 * HOUR):
+        assert agent.current(pruned, now, stale_ms) == agent.current(whole, now, stale_ms)
+        assert list(agent.stretches(pruned, now, stale_ms)) == list(
+            agent.stretches(whole, now, stale_ms)
+        )
+    assert len(pruned.timeline) <= 1 + sum(
+        1 for s in whole.timeline if s.at > whole.timeline[-1].at - HORIZON_MS - 300 * SECOND
+    )
+
+
+@PROPERTY_SETTINGS
+@given(contact_events("c"))
+def test_contact_codec_round_trips(events: list[dict[str, Any]]) -> None:
+    record = fold_contacts(events)["c"]
+    assert contact.loads(contact.dumps(record)) == record
+
+
+@PROPERTY_SETTINGS
+@given(agent_events("a"))
+def test_agent_codec_round_trips(events: list[dict[str, Any]]) -> None:
+    record = fold_agents(events)["a"]
+    assert agent.loads(agent.dumps(record)) == record
