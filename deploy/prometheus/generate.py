@@ -40,6 +40,8 @@ HEADER = (
     " Do not edit.\n"
 )
 PRIORITIES = ("urgent", "high", "normal", "low")
+OCCUPIED = "busy|after_contact_work"
+READY = f"available|{OCCUPIED}"
 
 # Prometheus template for the age of the oldest ticket awaiting a first reply in the
 # alert's queue and priority (min across workers; non-positive values are ignored).
@@ -122,6 +124,41 @@ def kpi_recording_rules() -> list[dict[str, str]]:
             f"100 * (\n    ({promoters} or {responses} * 0)\n"
             f"  - ({detractors} or {responses} * 0)\n) / ({responses} > 0)",
         )
+        offered = f"{level}:cs_contacts_offered:sum"
+        rule(
+            "cs_contacts_offered:sum",
+            f"{total('cs_contacts_answered')}\n+ {total('cs_contacts_abandoned')}",
+        )
+        rule(
+            "cs_contact_service_level:ratio",
+            f"{total('cs_contacts_answered_within_threshold')}\n/ ({offered} > 0)",
+        )
+        rule("cs_contact_abandonment:ratio", f"{total('cs_contacts_abandoned')}\n/ ({offered} > 0)")
+        rule(
+            "cs_contact_answer_time_seconds:avg",
+            f"{total('cs_contact_answer_wait_seconds_sum')}\n"
+            f"/ ({total('cs_contacts_answered')} > 0)",
+        )
+        rule(
+            "cs_contact_handle_time_seconds:avg",
+            f"{total('cs_contact_handle_seconds_sum')}\n/ ({total('cs_contacts_handled')} > 0)",
+        )
+    return rules
+
+
+def agent_recording_rules() -> list[dict[str, str]]:
+    """Agent occupancy and ready time, overall and per team, summed over workers."""
+    rules = []
+    for level, by in (("window", "window"), ("team_window", "team, window")):
+        ready = f'sum by ({by}) (cs_agent_status_seconds{{status=~"{READY}"}})'
+        occupied = f'sum by ({by}) (cs_agent_status_seconds{{status=~"{OCCUPIED}"}})'
+        rules.append({"record": f"{level}:cs_agent_ready_seconds:sum", "expr": ready})
+        rules.append(
+            {
+                "record": f"{level}:cs_agent_occupancy:ratio",
+                "expr": f"{occupied}\n/ ({level}:cs_agent_ready_seconds:sum > 0)",
+            }
+        )
     return rules
 
 
@@ -140,6 +177,19 @@ def live_recording_rules() -> list[dict[str, str]]:
         {
             "record": "queue_priority:cs_tickets_open:sum",
             "expr": "sum by (queue, priority) (cs_tickets_open)",
+        },
+        {
+            "record": "queue:cs_contacts_waiting:sum",
+            "expr": "sum by (queue) (cs_contacts_waiting)",
+        },
+        {
+            "record": "queue:cs_contact_longest_wait_seconds:max",
+            "expr": "time() - min by (queue) "
+            "(cs_contact_oldest_waiting_queued_timestamp_seconds > 0)",
+        },
+        {
+            "record": "status_team:cs_agents:sum",
+            "expr": "sum by (status, team) (cs_agents)",
         },
         {
             "record": "topic_outcome:cs_events:rate5m",
@@ -370,11 +420,82 @@ def burn_rate_alerts(cfg: dict[str, Any], policy: Thresholds) -> list[Alert]:
     return alerts
 
 
+def contact_alerts(cfg: dict[str, Any]) -> list[Alert]:
+    """The contact centre: service level, abandonment, longest wait, agent occupancy."""
+    team = cfg["teams"]["service"]
+    alerts = []
+    for name, key, kpi, compare, what in (
+        ("CSContactServiceLevelLow", "contact_service_level", "service_level", "<", "below"),
+        ("CSContactAbandonmentHigh", "contact_abandonment", "abandonment", ">", "above"),
+    ):
+        t = cfg[key]
+        window = f'{{window="{t["window"]}"}}'
+        label = kpi.replace("_", " ")
+        alerts.append(
+            Alert(
+                name=name,
+                group="kpi-stream-contacts",
+                expr=f"queue_window:cs_contact_{kpi}:ratio{window} {compare} {t['target']}\n"
+                f"and on (queue, window) queue_window:cs_contacts_offered:sum{window} "
+                f">= {t['min_volume']}",
+                for_=t["for"],
+                severity=t["severity"],
+                team=team,
+                summary=f"Contact {label} in queue {{{{ $labels.queue }}}} is "
+                f"{{value|humanizePercentage}} over {t['window']}",
+                description=f"Contact {label} in queue {{{{ $labels.queue }}}} over the last "
+                f"{t['window']} is {{value|humanizePercentage}}, {what} the target of "
+                f"{t['target']:.0%}. Queues with fewer than {t['min_volume']} answered or "
+                "abandoned contacts in the window do not alert.",
+            )
+        )
+    wait, occupancy = cfg["contact_longest_wait"], cfg["agent_occupancy"]
+    window = f'{{window="{occupancy["window"]}"}}'
+    alerts.append(
+        Alert(
+            name="CSContactLongestWaitHigh",
+            group="kpi-stream-contacts",
+            expr=f"queue:cs_contact_longest_wait_seconds:max > {wait['max_seconds']}",
+            for_=wait["for"],
+            severity=wait["severity"],
+            team=team,
+            summary="A contact in queue {{ $labels.queue }} has waited {value|humanizeDuration}",
+            description="The longest waiting contact in queue {{ $labels.queue }} has waited "
+            f"{{value|humanizeDuration}} (alerting above {wait['max_seconds']} s). Too few "
+            "agents are available: move agents to this queue or call in the next shift.",
+        )
+    )
+    alerts.append(
+        Alert(
+            name="CSAgentOccupancyHigh",
+            group="kpi-stream-contacts",
+            # The agents' team moves to `agent_team`: `team` is the routing label.
+            expr="label_replace(\n"
+            f"  team_window:cs_agent_occupancy:ratio{window} > {occupancy['max']}\n"
+            f"  and on (team, window) team_window:cs_agent_ready_seconds:sum{window} "
+            f">= {occupancy['min_ready_seconds']},\n"
+            '  "agent_team", "$1", "team", "(.*)"\n)',
+            for_=occupancy["for"],
+            severity=occupancy["severity"],
+            team=team,
+            summary="Agent occupancy of team {{ $labels.agent_team }} is "
+            "{value|humanizePercentage} "
+            f"over {occupancy['window']}",
+            description="Agents of team {{ $labels.agent_team }} spent {value|humanizePercentage} of "
+            f"their ready time over the last {occupancy['window']} busy or in after-contact "
+            f"work (alerting above {occupancy['max']:.0%}): they burn out and callers wait. "
+            f"Teams with less than {occupancy['min_ready_seconds']} s of ready time do not alert.",
+        )
+    )
+    return alerts
+
+
 def all_alerts(cfg: dict[str, Any], policy: Thresholds) -> list[Alert]:
     return (
         awaiting_alerts(cfg)
         + attainment_alerts(cfg, policy)
         + burn_rate_alerts(cfg, policy)
+        + contact_alerts(cfg)
         + pipeline_alerts(cfg)
     )
 
@@ -502,6 +623,7 @@ def render(cfg: dict[str, Any], policy: Thresholds) -> dict[Path, str]:
         "groups": [
             {"name": "kpi-stream-kpis", "rules": kpi_recording_rules()},
             {"name": "kpi-stream-live", "rules": live_recording_rules()},
+            {"name": "kpi-stream-agents", "rules": agent_recording_rules()},
         ]
     }
     prometheus_alerts = {
