@@ -101,7 +101,7 @@ def corpus(now_ms: int, partitions: int, wrong_partition_of: Any) -> list[Case]:
             event("FZ-7", 11, kind="survey.responded", survey="csat", score=6),
             "invalid_field",
             topic="cs.survey.responded",
-        ),  # fmt: skip
+        ),
         case("hostile-queue-accepted", event("FZ-8", 1, queue=HOSTILE), None),
     ]
     # An event on a partition its key does not hash to (another partitioner), then the
