@@ -68,29 +68,37 @@ Increments = tuple[tuple[int, int], ...]
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """What one ticket adds: slot increments per minute bucket, and its live state."""
+    """What one ticket adds: slot increments per minute bucket, and its live state.
+
+    `awaiting` is (SLA clock at opening, opened_at) of a ticket awaiting its first reply:
+    the clock decides its SLA state at any later instant (section 10), opened_at its age.
+    """
 
     dims: Dims
     parts: tuple[tuple[int, Increments], ...]
     open: bool
-    awaiting_since: int | None
+    awaiting: tuple[int, int] | None
 
 
 def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
-    """The contribution of `ticket` under `policy`, or None when it adds nothing."""
+    """The contribution of `ticket` under `policy` (the file's, resolved per queue), or None
+    when it adds nothing. Breaches count SLA time; sums and histograms calendar time."""
     opened = ticket.opened
     parts: list[tuple[int, Increments]] = []
     if opened is not None:
         dims: Dims = (opened.queue, opened.channel, opened.priority)
+        sla = policy.for_queue(opened.queue)
         parts.append((bucket(opened.at), ((Layout.OPENED, 1),)))
         if ticket.first_reply_at is not None:
             frt = max(0, ticket.first_reply_at - opened.at)
-            breached = policy.first_response_breached(opened.priority, frt)
+            sla_frt = sla.elapsed_ms(opened.at, ticket.first_reply_at)
+            breached = sla.first_response_breached(opened.priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
         if ticket.resolved_at is not None:
             resolution = max(0, ticket.resolved_at - opened.at)
-            breached = policy.resolution_breached(opened.priority, resolution)
+            sla_resolution = sla.elapsed_ms(opened.at, ticket.resolved_at)
+            breached = sla.resolution_breached(opened.priority, sla_resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
             parts.append(_timed(ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist))
     else:
@@ -111,7 +119,9 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
     if not parts:
         return None
     is_open = opened is not None and ticket.resolved_at is None
-    awaiting = opened.at if is_open and opened and ticket.first_reply_at is None else None
+    awaiting = None
+    if is_open and opened and ticket.first_reply_at is None:
+        awaiting = (policy.for_queue(opened.queue).clock(opened.at), opened.at)
     return Contribution(dims, tuple(parts), is_open, awaiting)
 
 

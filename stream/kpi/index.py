@@ -7,7 +7,7 @@ Window totals slide incrementally as the clock moves, which keeps a scrape O(lab
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from zoneinfo import ZoneInfo
 
 from stream.kpi.contrib import Contribution, Layout
@@ -31,7 +31,8 @@ class KpiIndex:
         self.ranges: dict[str, tuple[int, int]] | None = None
         self.horizon: int | None = None  # oldest bucket kept
         self.open: dict[Dims, int] = {}
-        self.awaiting: dict[Dims, list[int]] = {}  # sorted opened_at of unanswered tickets
+        # Per label set, sorted (SLA clock at opening, opened_at) of unanswered tickets.
+        self.awaiting: dict[Dims, list[tuple[int, int]]] = {}
 
     def update(self, old: Contribution | None, new: Contribution | None) -> None:
         """Replace a ticket's old contribution with its new one."""
@@ -117,12 +118,12 @@ class KpiIndex:
                 self.open[dims] = count
             else:
                 del self.open[dims]
-        if contribution.awaiting_since is not None:
+        if contribution.awaiting is not None:
             waiting = self.awaiting.setdefault(dims, [])
             if sign > 0:
-                insort(waiting, contribution.awaiting_since)
+                insort(waiting, contribution.awaiting)
             else:
-                del waiting[bisect_left(waiting, contribution.awaiting_since)]
+                del waiting[bisect_left(waiting, contribution.awaiting)]
                 if not waiting:
                     del self.awaiting[dims]
 
@@ -141,13 +142,15 @@ class KpiIndex:
         waiting = self.awaiting.get(dims, [])
         if not waiting:
             return Live(open=self.open.get(dims, 0))
-        breached_before, at_risk_from = self.policy.awaiting_thresholds(dims[2], now_ms)
-        breached = bisect_left(waiting, breached_before)
-        at_risk = bisect_right(waiting, at_risk_from) - breached
+        sla = self.policy.for_queue(dims[0])
+        breached_before, at_risk_from = sla.awaiting_thresholds(dims[2], now_ms)
+        breached = bisect_left(waiting, (breached_before,))
+        at_risk = bisect_left(waiting, (at_risk_from + 1,)) - breached
         return Live(
             open=self.open.get(dims, 0),
             ok=len(waiting) - breached - at_risk,
             at_risk=at_risk,
             breached=breached,
-            oldest_awaiting=waiting[0],
+            # The SLA clock never runs backwards, so the first has the smallest opened_at.
+            oldest_awaiting=waiting[0][1],
         )

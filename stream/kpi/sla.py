@@ -61,30 +61,45 @@ class SlaPolicy:
         """This policy and every per-queue one (for histogram bounds)."""
         return (self, *(entry.sla for entry in self.policies))
 
-    def first_response_breached(self, priority: str, frt_ms: int) -> bool:
-        """A first response breaches when FRT is strictly above its target."""
-        return frt_ms > self.first_response_ms[priority]
+    def elapsed_ms(self, start_ms: int, end_ms: int) -> int:
+        """SLA time from `start_ms` to `end_ms`: business time under a calendar, else
+        calendar time (0 when the end is not after the start)."""
+        if self.calendar is None:
+            return max(0, end_ms - start_ms)
+        return self.calendar.business_ms(start_ms, end_ms)
 
-    def resolution_breached(self, priority: str, resolution_ms: int) -> bool:
-        """A resolution breaches when resolution time is strictly above its target."""
-        return resolution_ms > self.resolution_ms[priority]
+    def clock(self, at_ms: int) -> int:
+        """The SLA clock at `at_ms`: SLA time between two instants is a clock difference."""
+        return at_ms if self.calendar is None else self.calendar.clock(at_ms)
+
+    def first_response_breached(self, priority: str, sla_ms: int) -> bool:
+        """A first response breaches when its SLA time is strictly above its target."""
+        return sla_ms > self.first_response_ms[priority]
+
+    def resolution_breached(self, priority: str, sla_ms: int) -> bool:
+        """A resolution breaches when its SLA time is strictly above its target."""
+        return sla_ms > self.resolution_ms[priority]
 
     def awaiting_thresholds(self, priority: str, now_ms: int) -> tuple[int, int]:
-        """Opened-at cut-offs (breached_before, at_risk_from) for a ticket awaiting reply.
+        """SLA-clock cut-offs (breached_before, at_risk_from) for tickets awaiting a reply.
 
-        A ticket opened before `breached_before` has waited longer than its target; one
-        opened at or before `at_risk_from` has used at least (1 - at_risk_fraction) of it.
+        A ticket whose SLA clock at opening is before `breached_before` has used more than
+        its target by `now_ms`; one at or before `at_risk_from` has used at least
+        (1 - at_risk_fraction) of it. Clocks of waiting tickets are computed once, so
+        this costs one clock reading per label set at scrape time.
         """
         target = self.first_response_ms[priority]
         at_risk_after = round(target * (1 - self.at_risk_fraction))
-        return now_ms - target, now_ms - at_risk_after
+        now_clock = self.clock(now_ms)
+        return now_clock - target, now_clock - at_risk_after
 
     def awaiting_state(self, priority: str, opened_at: int, now_ms: int) -> SlaState:
         """SLA state at `now_ms` of a ticket opened at `opened_at` and still unanswered."""
         breached_before, at_risk_from = self.awaiting_thresholds(priority, now_ms)
-        if opened_at < breached_before:
+        opened_clock = self.clock(opened_at)
+        if opened_clock < breached_before:
             return "breached"
-        if opened_at <= at_risk_from:
+        if opened_clock <= at_risk_from:
             return "at_risk"
         return "ok"
 

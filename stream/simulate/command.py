@@ -117,12 +117,6 @@ class KafkaSink:
         self._pending.clear()
 
 
-def bootstrap_servers(broker: str) -> list[str]:
-    """`kafka://a:9092,b:9092` (or `;`-separated URLs) -> ["a:9092", "b:9092"]."""
-    hosts = (part.strip().removeprefix("kafka://") for part in broker.replace(";", ",").split(","))
-    return [host for host in hosts if host]
-
-
 async def produce(
     events: Iterable[SimulatedEvent],
     broker: str,
@@ -135,18 +129,18 @@ async def produce(
     """Produce the events to Kafka as they come due (key = ticket_id); see `pace`.
 
     `topic_prefix` goes before every topic name (KPI_TOPIC_PREFIX); `Stats` keeps the
-    contract's names. Kafka security comes from the worker's KPI_KAFKA_* variables."""
+    contract's names. Kafka security comes from the KPI_KAFKA_* variables, as for a worker."""
     from aiokafka import AIOKafkaProducer
 
-    from stream.app import aiokafka_security
-    from stream.config import settings_from_env
+    from stream.config import kafka_security_from_env
+    from stream.runtime.auth import bootstrap_servers, client_security
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker),
         acks="all",
         linger_ms=20,
         max_batch_size=256 * 1024,
-        **aiokafka_security(settings_from_env()),
+        **client_security(kafka_security_from_env()),
     )
     await producer.start()
     try:
@@ -232,6 +226,18 @@ def _instant(_ctx: click.Context, _param: click.Parameter, text: str | None) -> 
     help="Agents on shift (each handles ~10 tickets/h; fewer slows first replies).",
 )
 @click.option(
+    "--contact-rate",
+    type=click.FloatRange(0),
+    default=180.0,
+    help="Calls, chats and video contacts per hour at the weekday peak; 0 = tickets only.",
+)
+@click.option(
+    "--floor-agents",
+    type=click.IntRange(1),
+    default=40,
+    help="Agents on the contact floor, on 8-hour shifts with breaks (agent-001 ..).",
+)
+@click.option(
     "--duplicate-share",
     type=click.FloatRange(0, 0.5),
     default=0.02,
@@ -279,6 +285,8 @@ def simulate(
     now_at: datetime | None,
     queues: str,
     agents: int,
+    contact_rate: float,
+    floor_agents: int,
     duplicate_share: float,
     invalid_share: float,
     timezone: str,
@@ -286,7 +294,8 @@ def simulate(
     topic_prefix: str,
     out: IO[bytes] | None,
 ) -> None:
-    """Generate realistic contact-centre events: tickets, replies, resolutions, surveys."""
+    """Generate realistic contact-centre events: tickets, replies, resolutions, surveys,
+    calls and chats through the queues, and agents' statuses."""
     if out is not None and duration is None:
         if not backfill:
             raise click.UsageError("--out needs --backfill or --duration, so that it ends")
@@ -297,6 +306,8 @@ def simulate(
             rate=rate,
             queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
             agents=agents,
+            contact_rate=contact_rate,
+            floor_agents=floor_agents,
             duplicate_share=duplicate_share,
             invalid_share=invalid_share,
             timezone=timezone,
