@@ -9,46 +9,18 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from stream.kpi.windows import bucket, from_ms
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
     Scenario,
     Worker,
     assert_same,
-    kpi_samples,
-    report,
+    now_ms,
+    scrape_matching_report,
     wait_processed,
 )
 
 TOKEN = "cluster-s3cret"
-
-
-@pytest.fixture
-def scenario(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(kafka_bootstrap, tmp_path)
-    scenario.create_topics()
-    yield scenario
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def rfc3339(ms: int) -> str:
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def status(worker: Worker, path: str, token: str | None = None) -> int:
@@ -78,12 +50,7 @@ def test_peer_endpoint_needs_the_token_and_a_far_future_clock_changes_nothing(
     assert status(worker, f"/internal/snapshot?now_ms={now}", TOKEN) == 200
     for attack in ("253402300799999", "-1", "99999999999999999999999", "1e12"):
         assert status(worker, f"/internal/snapshot?now_ms={attack}", TOKEN) == 400, attack
-    for _ in range(3):  # the report must see the scrape's minute
-        before = now_ms()
-        scraped = kpi_samples(worker.metrics())
-        if bucket(now_ms()) == bucket(before):
-            break
-    expected = report(events.report_lines, rfc3339(before), scenario.workdir)
+    scraped, expected = scrape_matching_report(worker, events.report_lines, scenario.workdir)
     assert any(name == "cs_first_responses" for name, _ in expected)
     assert_same(scraped, expected)
 

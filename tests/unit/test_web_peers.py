@@ -130,6 +130,20 @@ async def test_fan_out_merges_peers_and_sends_our_instant_and_the_token() -> Non
     assert seen[0].headers["Authorization"] == "Bearer s3cret"
 
 
+async def system_beside(handler: Handler) -> Snapshot:
+    """The system snapshot of a worker owning partitions 0 and 1 (of 4) beside one peer."""
+    other = await peer_server(handler)
+    try:
+        view = PeerView(
+            lambda now: part({0, 1}, 7, now), lambda: [str(other.make_url(""))], "x", 4, None, CELL
+        )
+        _, system = await view.current()
+        await view.close()
+    finally:
+        await other.close()
+    return system
+
+
 @pytest.mark.parametrize(
     ("peer_partitions", "covered"),
     [
@@ -141,15 +155,7 @@ async def test_fan_out_merges_peers_and_sends_our_instant_and_the_token() -> Non
 async def test_fan_out_leaves_out_what_does_not_fit(
     peer_partitions: set[int], covered: set[int]
 ) -> None:
-    other = await peer_server(answering(part(peer_partitions, 5)))
-    try:
-        view = PeerView(
-            lambda now: part({0, 1}, 7, now), lambda: [str(other.make_url(""))], "x", 4, None, CELL
-        )
-        _, system = await view.current()
-        await view.close()
-    finally:
-        await other.close()
+    system = await system_beside(answering(part(peer_partitions, 5)))
     assert system.partitions == covered
 
 
@@ -170,15 +176,7 @@ async def test_a_peer_answering_junk_leaves_its_partitions_uncovered(body: bytes
     async def junk(_: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    other = await peer_server(junk)
-    try:
-        view = PeerView(
-            lambda now: part({0, 1}, 7, now), lambda: [str(other.make_url(""))], "x", 4, None, CELL
-        )
-        _, system = await view.current()
-        await view.close()
-    finally:
-        await other.close()
+    system = await system_beside(junk)
     assert system.partitions == {0, 1}
     assert system.live[("billing", "email", "normal")].open == 7
 
