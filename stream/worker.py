@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiokafka.errors import KafkaError
 
 from stream.config import KpiConfig, Settings
-from stream.runtime.adapter import Processor
+from stream.processor import Processor
 from stream.runtime.logs import configure_logging
 from stream.runtime.loop import EntityProcessor, Runtime
 from stream.runtime.topics import TopicError

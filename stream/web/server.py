@@ -27,6 +27,7 @@ from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import from_ms
 from stream.metrics import components, kpi_gauges
+from stream.processor import REASONS as PROCESSOR_REASONS
 from stream.runtime.loop import Runtime
 from stream.web.assets import STATIC_FILES, read_static
 
@@ -121,7 +122,7 @@ class HealthCollector:
             labels=["topic", "reason"],
         )
         for topic in INPUT_TOPICS:
-            for reason in REASONS:
+            for reason in (*REASONS, *PROCESSOR_REASONS):
                 rejected.add_metric([prefix + topic, reason], processor.rejections[topic, reason])
         yield from (events, rejected)
         last = GaugeMetricFamily(
