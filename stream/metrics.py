@@ -20,6 +20,7 @@ from stream.kpi.gauges import KPI_NAMES, kpis, total
 from stream.kpi.sla import SLA_STATES
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import NPS_CATEGORIES
+from stream.processor import REASONS as PROCESSOR_REASONS
 
 DIMS: Final = ("queue", "channel", "priority")
 WINDOW_DIMS: Final = ("window", *DIMS)
@@ -200,8 +201,8 @@ class HealthCollector:
             "Events sent to the dead-letter topic, by reason",
             labels=["topic", "reason"],
         )
-        # Every reason of the decoder from the start, and any the processor adds.
-        reasons = sorted({*REASONS, *(reason for _, reason in health.rejections)})
+        # Every reason word of the decoder and the processor, zero until it happens.
+        reasons = sorted({*REASONS, *PROCESSOR_REASONS})
         for topic in topics:
             for reason in reasons:
                 rejected.add_metric([prefix + topic, reason], health.rejections[topic, reason])

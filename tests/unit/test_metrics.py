@@ -276,7 +276,7 @@ def busy_day() -> list[dict[str, Any]]:
         first_reply("t1", NOW - 100 * MINUTE),
         resolved("t1", NOW - 10 * MINUTE),
         survey("t1", NOW - 5 * MINUTE, "csat", 5),
-        survey("t1", NOW - 5 * MINUTE, "nps", 10),
+        survey("t1", NOW - 5 * MINUTE, "nps", 10, event_id="nps-t1"),
         opened("t2", NOW - 20 * MINUTE, queue="b", channel="chat"),
     ]
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import KpiConfig, Settings
 from stream.kpi.snapshot import Snapshot
-from stream.runtime.adapter import Processor
+from stream.processor import Processor
 from stream.runtime.loop import EntityProcessor
 from stream.web.server import Routes, peer_view
 
