@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import Metric
 
 from stream.centre_metrics import CentreCollector
 from stream.config import KpiConfig
@@ -26,7 +25,7 @@ from stream.kpi.contact import Contact
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import TOPIC_OF_TYPE
-from stream.metrics import components, kpi_gauges
+from stream.metrics import SnapshotCollector
 from stream.processor import Outcome, Processor
 
 
@@ -91,17 +90,6 @@ def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneIn
     centre.add_agents(agents.values(), tz, config.agent_stale_ms)
     result.centre = centre.capped(config.max_queues, config.max_agents)
     return result
-
-
-class SnapshotCollector:
-    """A prometheus_client collector over fixed snapshots (system-wide and local)."""
-
-    def __init__(self, system: Snapshot, local: Snapshot, layout: Layout) -> None:
-        self.system, self.local, self.layout = system, local, layout
-
-    def collect(self) -> Iterator[Metric]:
-        yield from kpi_gauges(self.system, self.layout)
-        yield from components(self.local, self.layout)
 
 
 def _collectors(result: BatchResult, per_agent: bool) -> list[Any]:

@@ -6,14 +6,11 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
-import pytest
 
 from stream.kpi.gauges import KPI_NAMES
-from stream.kpi.windows import bucket, from_ms
+from stream.kpi.windows import bucket
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
     Samples,
@@ -21,49 +18,13 @@ from tests.integration.worker_harness import (
     Worker,
     assert_same,
     kpi_samples,
+    now_ms,
     report,
+    rfc3339,
+    scrape_matching_report,
     wait_caught_up,
     wait_processed,
 )
-
-
-@pytest.fixture
-def scenario(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(kafka_bootstrap, tmp_path)
-    scenario.create_topics()
-    yield scenario
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def rfc3339(ms: int) -> str:
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def scrape_matching_report(
-    worker: Worker, lines: list[bytes], workdir: Path, sla_config: Path | None = None
-) -> tuple[Samples, Samples]:
-    """Scrape the worker and run the report at the scrape instant.
-
-    The two must agree exactly; a scrape that straddles a minute boundary is repeated.
-    """
-    for _ in range(3):
-        before = now_ms()
-        scraped = kpi_samples(worker.metrics())
-        after = now_ms()
-        if bucket(before) == bucket(after):
-            return scraped, report(lines, rfc3339(before), workdir, sla_config)
-    raise AssertionError("could not scrape within one minute bucket")
 
 
 def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_invalid(

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.broker.harness import free_ports
 from stream.broker.topics import ensure_topics
 from stream.kpi.types import DLQ_TOPIC, TOPIC_OF_TYPE
+from stream.kpi.windows import bucket, from_ms
 
 # Families that the batch report also prints (pipeline health is the worker's own).
 HEALTH_PREFIXES = (
@@ -317,3 +318,29 @@ def assert_same(actual: Samples, expected: Samples) -> None:
         if abs(actual[key] - value) > 1e-9 * max(1.0, abs(value))
     ]
     assert not wrong, f"{len(wrong)} differing samples, e.g. {wrong[:10]}"
+
+
+def now_ms() -> int:
+    """The wall clock, epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def rfc3339(ms: int) -> str:
+    """An instant as `kpi-stream report --now` takes it."""
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def scrape_matching_report(
+    worker: Worker, lines: list[bytes], workdir: Path, sla_config: Path | None = None
+) -> tuple[Samples, Samples]:
+    """Scrape the worker and run the report at the scrape instant.
+
+    The two must agree exactly; a scrape that straddles a minute boundary is repeated.
+    """
+    for _ in range(3):
+        before = now_ms()
+        scraped = kpi_samples(worker.metrics())
+        after = now_ms()
+        if bucket(before) == bucket(after):
+            return scraped, report(lines, rfc3339(before), workdir, sla_config)
+    raise AssertionError("could not scrape within one minute bucket")
