@@ -26,7 +26,7 @@ from stream.kpi.gauges import kpis, total
 from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import from_ms
-from stream.metrics import components, kpi_gauges
+from stream.metrics import exposition_chunks
 from stream.processor import REASONS as PROCESSOR_REASONS
 from stream.runtime.loop import Runtime
 from stream.web.assets import STATIC_FILES, read_static
@@ -59,10 +59,21 @@ class SystemView:
             if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_S:
                 return cached[1], cached[2]
             now_ms = time.time_ns() // 1_000_000
-            local = self.kpi.processor.snapshot(now_ms) if self.kpi.serving else Snapshot(now_ms)
+            local = await self.local(now_ms) if self.kpi.serving else Snapshot(now_ms)
             system = await self._system(local)
             self._cached = (time.monotonic(), local, system)
             return local, system
+
+    async def local(self, now_ms: int) -> Snapshot:
+        """This worker's snapshot, a partition at a time: the batch loop runs in between."""
+        steps = self.kpi.processor.snapshot_steps(now_ms)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snapshot: Snapshot = done.value
+                return snapshot
+            await asyncio.sleep(0)
 
     async def _system(self, local: Snapshot) -> Snapshot:
         system = Snapshot(local.now_ms)
@@ -156,14 +167,6 @@ class HealthCollector:
             "Partitions of the input topics",
             value=self.kpi.settings.partitions,
         )
-
-
-class _Fixed:
-    def __init__(self, metrics: list[Metric]) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self.metrics
 
 
 def api_document(system: Snapshot, kpi: Runtime) -> dict[str, Any]:
@@ -286,17 +289,20 @@ class WebServer:
     async def metrics(self, _: web.Request) -> web.Response:
         local, system = await self.view.current()
         max_queues = self.kpi.settings.kpi.max_queues
-        layout = self.kpi.processor.layout
-        families: list[Metric] = []
-        if len(system.partitions) == self.kpi.settings.partitions:
-            families.extend(kpi_gauges(system.cap_queues(max_queues), layout))
-        families.extend(components(local.cap_queues(max_queues), layout))
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Fixed(families))
-        registry.register(HealthCollector(self.kpi, system, self.kpi.lag()))
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        complete = len(system.partitions) == self.kpi.settings.partitions
+        chunks = exposition_chunks(
+            system.cap_queues(max_queues) if complete else None,
+            local.cap_queues(max_queues),
+            self.kpi.processor.layout,
         )
+        body = []
+        for chunk in chunks:  # a family at a time: the batch loop runs in between
+            body.append(chunk.encode())
+            await asyncio.sleep(0)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(HealthCollector(self.kpi, system, self.kpi.lag()))
+        body.append(generate_latest(registry))
+        return web.Response(body=b"".join(body), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -316,7 +322,7 @@ class WebServer:
             raise web.HTTPBadRequest(text="now_ms required") from exc
         if not self.kpi.serving:
             raise web.HTTPServiceUnavailable(text="recovering")
-        snapshot = self.kpi.processor.snapshot(now_ms)
+        snapshot = await self.view.local(now_ms)
         return web.Response(body=snapshot.to_json(), content_type="application/json")
 
 
