@@ -1,24 +1,32 @@
-"""Prometheus exposition of snapshots: KPI gauges, additive components, live SLA gauges.
+"""Prometheus exposition: KPI gauges, additive components and live SLA gauges from
+snapshots, and the worker's pipeline health.
 
 Everything is built at scrape time from snapshots, so a revoked partition disappears
 from the next scrape by itself and replays can never overcount.
 
 The ticket families are written as text directly (format 0.0.4), with each label set
 rendered once per scrape: at the 100-queue cap that is ~300,000 samples, and building a
-prometheus_client object per sample cost more than a second (bench/RESULTS.md).
+prometheus_client object per sample cost more than a second (bench/RESULTS.md). Pipeline
+health is a few dozen samples: a prometheus_client collector.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from stream.events import REASONS
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import KPI_NAMES, kpis, total
 from stream.kpi.sla import SLA_STATES
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import NPS_CATEGORIES
+from stream.processor import REASONS as PROCESSOR_REASONS
 
 DIMS: Final = ("queue", "channel", "priority")
 WINDOW_DIMS: Final = ("window", *DIMS)
@@ -174,3 +182,73 @@ def live_gauges(snapshot: Snapshot) -> Iterator[str]:
             if live.oldest_awaiting is not None
         ]
     )
+
+
+@dataclass
+class Health:
+    """A worker's pipeline health at one scrape."""
+
+    topics: Iterable[str]  # input topics as exported (prefix included), unprefixed name
+    events: Counter[tuple[str, str]]  # (unprefixed topic, outcome) -> messages
+    rejections: Counter[tuple[str, str]]  # (unprefixed topic, reason) -> messages
+    last_event_occurred_ms: int | None
+    last_processed_ms: int
+    lag: Mapping[tuple[str, int], int]  # (topic, partition) -> messages behind
+    assigned: int
+    covered: int
+    total: int
+
+
+class HealthCollector:
+    """Pipeline health of this worker: events by outcome, rejections, lag, coverage."""
+
+    def __init__(self, health: Health, prefix: str) -> None:
+        self.health, self.prefix = health, prefix
+
+    def collect(self) -> Iterator[Metric]:
+        health, prefix = self.health, self.prefix
+        topics = list(health.topics)
+        events = CounterMetricFamily(
+            "cs_events", "Events consumed, by outcome", labels=["topic", "outcome"]
+        )
+        for topic in topics:
+            for outcome in ("accepted", "duplicate", "rejected"):
+                events.add_metric([prefix + topic, outcome], health.events[topic, outcome])
+        rejected = CounterMetricFamily(
+            "cs_events_rejected",
+            "Events sent to the dead-letter topic, by reason",
+            labels=["topic", "reason"],
+        )
+        # Every reason word of the decoder and the processor, zero until it happens.
+        reasons = sorted({*REASONS, *PROCESSOR_REASONS})
+        for topic in topics:
+            for reason in reasons:
+                rejected.add_metric([prefix + topic, reason], health.rejections[topic, reason])
+        yield from (events, rejected)
+        last = GaugeMetricFamily(
+            "cs_last_event_occurred_timestamp_seconds", "Largest occurred_at of the accepted events"
+        )
+        if health.last_event_occurred_ms is not None:
+            last.add_metric([], health.last_event_occurred_ms / 1000)
+        processed = GaugeMetricFamily(
+            "cs_last_event_processed_timestamp_seconds",
+            "Wall-clock time this worker last handled an event (its start time before the first)",
+            value=health.last_processed_ms / 1000,
+        )
+        lag = GaugeMetricFamily(
+            "cs_consumer_lag_messages", "Messages not yet processed", labels=["topic", "partition"]
+        )
+        for (topic, partition), messages in sorted(health.lag.items()):
+            lag.add_metric([topic, str(partition)], messages)
+        yield from (last, processed, lag)
+        yield GaugeMetricFamily(
+            "cs_partitions_assigned", "Partitions this worker owns", value=health.assigned
+        )
+        yield GaugeMetricFamily(
+            "cs_kpi_partitions_covered",
+            "Partitions the system-wide KPI gauges were computed over",
+            value=health.covered,
+        )
+        yield GaugeMetricFamily(
+            "cs_kpi_partitions_total", "Partitions of the input topics", value=health.total
+        )
