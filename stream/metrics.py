@@ -250,5 +250,5 @@ class HealthCollector:
             value=health.covered,
         )
         yield GaugeMetricFamily(
-            "cs_kpi_partitions_total", "Partitions of the input topics", value=health.total
+            "cs_kpi_partitions_expected", "Partitions of the input topics", value=health.total
         )
