@@ -49,6 +49,7 @@ def api_document(
             ],
         },
         "thresholds": settings.kpi.thresholds,
+        "min_answers": settings.kpi.min_answers,
     }
 
 
