@@ -12,7 +12,7 @@ from typing import Final
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from stream.kpi.contrib import Layout
-from stream.kpi.gauges import KPI_NAMES, kpis, total
+from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES, kpis, total
 from stream.kpi.sla import SLA_STATES
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import NPS_CATEGORIES
@@ -27,6 +27,9 @@ KPI_HELP: Final[dict[str, str]] = {
     "resolution_sla_attainment_ratio": "Share of resolutions within their SLA target",
     "csat_ratio": "Satisfied (score >= 4) share of CSAT responses",
     "nps_score": "Net Promoter Score: (promoters - detractors) / responses x 100",
+    "one_touch_resolution_ratio": "Share of resolutions with exactly one reply and no reopen",
+    "reopened_resolution_ratio": "Share of resolutions of tickets reopened at least once",
+    "replies_per_resolution_average": "Mean number of replies of the resolved tickets",
 }
 
 
@@ -37,12 +40,13 @@ def le_label(ms: int) -> str:
 
 def kpi_gauges(snapshot: Snapshot, layout: Layout) -> Iterator[Metric]:
     """System-wide KPI gauges (`cs_*` per window, `cs_queue_*` per window and queue)."""
-    overall = {n: GaugeMetricFamily(f"cs_{n}", KPI_HELP[n], labels=["window"]) for n in KPI_NAMES}
+    names = KPI_NAMES + TICKET_LIFE_KPI_NAMES
+    overall = {n: GaugeMetricFamily(f"cs_{n}", KPI_HELP[n], labels=["window"]) for n in names}
     per_queue = {
         n: GaugeMetricFamily(
             f"cs_queue_{n}", f"{KPI_HELP[n]}, per queue", labels=["window", "queue"]
         )
-        for n in KPI_NAMES
+        for n in names
     }
     for window, cells in snapshot.windows.items():
         for name, value in kpis(total(cells.values(), layout.size)).items():
@@ -74,6 +78,9 @@ def components(snapshot: Snapshot, layout: Layout) -> Iterator[Metric]:
     res_sum = family("cs_resolution_seconds_sum", "Sum of resolution times")
     res_hist = family("cs_resolution_seconds_bucket", "Resolutions with time <= le", ("le",))
     res_breaches = family("cs_resolution_sla_breaches", "Resolutions over target")
+    one_touch = family("cs_resolutions_one_touch", "Resolutions with one reply and no reopen")
+    reopened = family("cs_resolutions_reopened", "Resolutions of tickets reopened at least once")
+    replies = family("cs_resolution_replies_sum", "Replies of the resolved tickets")
     csat_n = family("cs_csat_responses", "CSAT responses in the window")
     csat_sat = family("cs_csat_satisfied", "CSAT responses with score >= 4")
     nps_n = family("cs_nps_responses", "NPS responses by category", ("category",))
@@ -91,6 +98,9 @@ def components(snapshot: Snapshot, layout: Layout) -> Iterator[Metric]:
             res_sum.add_metric(labels, cell[Layout.RES_SUM_MS] / 1000)
             res_breaches.add_metric(labels, cell[Layout.RES_BREACHES])
             _cumulative(res_hist, labels, res_les, cell[layout.res_hist : layout.size])
+            one_touch.add_metric(labels, cell[Layout.RES_ONE_TOUCH])
+            reopened.add_metric(labels, cell[Layout.RES_REOPENED])
+            replies.add_metric(labels, cell[Layout.RES_REPLIES_SUM])
             csat_n.add_metric(labels, cell[Layout.CSAT_COUNT])
             csat_sat.add_metric(labels, cell[Layout.CSAT_SATISFIED])
             for offset, category in enumerate(NPS_CATEGORIES):
@@ -105,6 +115,9 @@ def components(snapshot: Snapshot, layout: Layout) -> Iterator[Metric]:
         res_sum,
         res_hist,
         res_breaches,
+        one_touch,
+        reopened,
+        replies,
         csat_n,
         csat_sat,
         nps_n,

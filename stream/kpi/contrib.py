@@ -40,6 +40,9 @@ class Layout:
     CSAT_COUNT: Final = 7
     CSAT_SATISFIED: Final = 8
     NPS: Final = 9  # three slots: promoter, passive, detractor
+    RES_ONE_TOUCH: Final = 12  # resolutions with exactly one reply and no reopen (section 9)
+    RES_REOPENED: Final = 13  # resolutions of tickets reopened at least once
+    RES_REPLIES_SUM: Final = 14  # replies of the resolved tickets
 
     def __init__(self, policy: SlaPolicy) -> None:
         """Bounds: the contract's defaults plus every target of every policy (section 10)."""
@@ -50,7 +53,7 @@ class Layout:
         self.res_bounds_ms = _bounds(
             RESOLUTION_BOUNDS_S, (t for p in policies for t in p.resolution_ms.values())
         )
-        self.frt_hist = 12
+        self.frt_hist = 15
         self.res_hist = self.frt_hist + len(self.frt_bounds_ms) + 1
         self.size = self.res_hist + len(self.res_bounds_ms) + 1
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.kpi.gauges import KPI_NAMES
+from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES
 from stream.kpi.windows import bucket, from_ms
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
@@ -222,7 +222,9 @@ def test_unanswered_ticket_moves_from_ok_to_at_risk_to_breached_with_the_clock(
 
 
 # System-wide KPI gauges: identical on every worker, not summed.
-_GAUGES = {f"cs_{n}" for n in KPI_NAMES} | {f"cs_queue_{n}" for n in KPI_NAMES}
+_GAUGES = {f"cs_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES} | {
+    f"cs_queue_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES
+}
 _MIN_ACROSS = {"cs_oldest_awaiting_first_response_opened_timestamp_seconds"}
 
 
