@@ -6,8 +6,7 @@ RUN python -m venv /opt/kpi-stream
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stream ./stream
-# rocksdb extra: RocksDB table store (KPI_STORE=rocksdb://) from prebuilt rocksdict wheels.
-RUN /opt/kpi-stream/bin/pip install --no-cache-dir ".[rocksdb]"
+RUN /opt/kpi-stream/bin/pip install --no-cache-dir .
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --system --gid 10001 kpi \
@@ -18,7 +17,6 @@ COPY --from=build /opt/kpi-stream /opt/kpi-stream
 ENV PATH=/opt/kpi-stream/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     KPI_DATA_DIR=/var/lib/kpi-stream \
-    KPI_STORE=rocksdb:// \
     KPI_WEB_HOST=0.0.0.0 \
     KPI_WEB_PORT=6066
 USER 10001:10001

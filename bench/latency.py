@@ -47,7 +47,7 @@ from bench.common import (
     simulator_events,
     standalone,
 )
-from stream.app import key_partition
+from stream.runtime.topics import key_partition
 
 RATE = 5_000
 SUSTAINABLE_RATE = 1_000  # measured as well when the worker cannot keep up with RATE

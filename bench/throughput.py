@@ -19,7 +19,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import (
     PARTITIONS,
-    REPO,
     Figure,
     Namespace,
     WorkerProcess,
@@ -92,28 +91,6 @@ def replay(worker: WorkerProcess, count: int, profile: Path | None) -> dict[str,
     }
 
 
-def faust_noop(namespace: Namespace, workdir: Path, count: int) -> dict[str, float]:
-    """The counting Faust agent (bench.faust_noop) over the same events, in its own process."""
-    command = [sys.executable, "-m", "bench.faust_noop", namespace.bootstrap, namespace.prefix]
-    log = workdir / f"faust-noop-{namespace.prefix.rstrip('.')}.log"
-    started = time.time()
-    with log.open("ab") as stderr:
-        done = subprocess.run(
-            [*command, str(count), str(workdir / "noop")],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            cwd=REPO,
-            timeout=1800,
-            check=True,
-        )
-    line = next(x for x in done.stdout.splitlines() if x.startswith(b'{"first"'))
-    times = orjson.loads(line)
-    return {
-        "total": count / (times["done"] - started),
-        "steady": count / (times["done"] - times["first"]),
-    }
-
-
 def run(bootstrap: str, workdir: Path, quick: bool, profile: Path | None = None) -> list[Figure]:
     count = scaled(EVENTS, quick)
     events = simulator_events(count)
@@ -128,8 +105,6 @@ def run(bootstrap: str, workdir: Path, quick: bool, profile: Path | None = None)
 
     runs = [asyncio.run(baseline(bootstrap, namespace.prefix, count)) for _ in range(BASELINE_RUNS)]
     print("baseline events/s: " + ", ".join(f"{r:,.0f}" for r in runs), flush=True)
-    noop = faust_noop(namespace, workdir, count)
-    print(f"Faust no-op agent events/s: {noop['total']:,.0f}", flush=True)
     with running_worker(namespace, workdir) as worker:
         measured = replay(worker, count, profile)
     base = median(runs)
@@ -142,8 +117,6 @@ def run(bootstrap: str, workdir: Path, quick: bool, profile: Path | None = None)
             "events/s",
             note="runs " + " ".join(f"{r:,.0f}" for r in runs),
         ),
-        Figure("Faust no-op agent (process start → all)", noop["total"], "events/s"),
-        Figure("Faust no-op agent, first event → all", noop["steady"], "events/s"),
         Figure(
             "worker replay (process start → all applied)",
             total,

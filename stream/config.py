@@ -11,7 +11,7 @@ import os
 import re
 import ssl
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -419,6 +419,19 @@ def _thresholds(table: Any) -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class KafkaSecurity:
+    """How Kafka clients authenticate (KPI_KAFKA_* variables), checked together."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a worker reads from the environment (KPI_* variables)."""
 
@@ -430,19 +443,12 @@ class Settings:
     sla_config: Path | None = None
     data_dir: Path = Path(".kpi-data")
     partitions: int = 8
-    store: str = "memory://"
     app_id: str = "kpi-stream"
     topic_prefix: str = ""
     replication_factor: int = 1
-    standby_replicas: int = 1
     session_timeout_s: int = 30
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
+    group_instance_id: str | None = None
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
     kpi: KpiConfig = field(default_factory=KpiConfig)
 
     @property
@@ -476,22 +482,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{name}={value!r}: must be a whole number in {low}..{high}")
         return int(value)
 
-    def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = (text(name) or default).upper()
-        if value not in allowed:
-            raise ConfigError(f"{name}={value!r}: must be one of {', '.join(allowed)}")
-        return value
-
     zone = text("KPI_TIMEZONE") or "UTC"
     try:
         timezone = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"KPI_TIMEZONE={zone!r}: unknown time zone") from exc
-    store = text("KPI_STORE") or "memory://"
-    if store not in ("memory://", "rocksdb://"):
-        raise ConfigError(f"KPI_STORE={store!r}: must be memory:// or rocksdb://")
     sla_config = path("KPI_SLA_CONFIG")
-    security = _kafka_security(text, path, choice)
     return Settings(
         broker=_broker(text("KPI_BROKER") or Settings.broker),
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
@@ -501,13 +497,12 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         sla_config=sla_config,
         data_dir=path("KPI_DATA_DIR") or Settings.data_dir,
         partitions=number("KPI_PARTITIONS", Settings.partitions, 1, 10_000),
-        store=store,
         app_id=text("KPI_APP_ID") or Settings.app_id,
         topic_prefix=text("KPI_TOPIC_PREFIX") or "",
         replication_factor=number("KPI_REPLICATION_FACTOR", 1, 1, 10),
-        standby_replicas=number("KPI_STANDBY_REPLICAS", 1, 0, 10),
         session_timeout_s=number("KPI_KAFKA_SESSION_TIMEOUT_S", 30, 6, 300),
-        **security,
+        group_instance_id=text("KPI_GROUP_INSTANCE_ID"),
+        security=kafka_security_from_env(env),
         kpi=load_kpi_config(sla_config, timezone),
     )
 
@@ -529,38 +524,44 @@ def _broker(value: str) -> str:
     return value
 
 
-def _kafka_security(
-    text: Callable[[str], str | None],
-    path: Callable[[str], Path | None],
-    choice: Callable[[str, str, tuple[str, ...]], str],
-) -> dict[str, Any]:
+def kafka_security_from_env(env: Mapping[str, str] | None = None) -> KafkaSecurity:
     """The KPI_KAFKA_* settings, checked together: nothing is silently ignored."""
-    protocol = choice("KPI_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", SECURITY_PROTOCOLS)
-    settings: dict[str, Any] = {
-        "security_protocol": protocol,
-        "sasl_mechanism": choice("KPI_KAFKA_SASL_MECHANISM", "PLAIN", SASL_MECHANISMS),
-        "sasl_username": text("KPI_KAFKA_SASL_USERNAME"),
-        "sasl_password": text("KPI_KAFKA_SASL_PASSWORD"),
-    }
-    if protocol.startswith("SASL") and not (
-        settings["sasl_username"] and settings["sasl_password"]
-    ):
+    env = os.environ if env is None else env
+
+    def text(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    protocol = (text("KPI_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"KPI_KAFKA_SECURITY_PROTOCOL={protocol!r}: must be one of "
+            f"{', '.join(SECURITY_PROTOCOLS)}"
+        )
+    mechanism = (text("KPI_KAFKA_SASL_MECHANISM") or "PLAIN").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"KPI_KAFKA_SASL_MECHANISM={mechanism!r}: must be one of {', '.join(SASL_MECHANISMS)}"
+        )
+    username, password = text("KPI_KAFKA_SASL_USERNAME"), text("KPI_KAFKA_SASL_PASSWORD")
+    if protocol.startswith("SASL") and not (username and password):
         raise ConfigError(
             f"KPI_KAFKA_SECURITY_PROTOCOL={protocol} needs KPI_KAFKA_SASL_USERNAME "
             "and KPI_KAFKA_SASL_PASSWORD"
         )
+    files: dict[str, Path | None] = {}
     for name in ("cafile", "certfile", "keyfile"):
         variable = f"KPI_KAFKA_SSL_{name.upper()}"
-        file = path(variable)
+        value = text(variable)
+        file = None if value is None else Path(value)
         if file is not None and protocol not in ("SSL", "SASL_SSL"):
             raise ConfigError(f"{variable} is set but KPI_KAFKA_SECURITY_PROTOCOL={protocol}")
         if file is not None and not file.is_file():
             raise ConfigError(f"{variable}={str(file)!r}: no such file")
-        settings[f"ssl_{name}"] = file
-    if settings["ssl_keyfile"] and not settings["ssl_certfile"]:
+        files[f"ssl_{name}"] = file
+    if files["ssl_keyfile"] and not files["ssl_certfile"]:
         raise ConfigError("KPI_KAFKA_SSL_KEYFILE needs KPI_KAFKA_SSL_CERTFILE")
-    _check_tls_files(settings["ssl_cafile"], settings["ssl_certfile"], settings["ssl_keyfile"])
-    return settings
+    _check_tls_files(files["ssl_cafile"], files["ssl_certfile"], files["ssl_keyfile"])
+    return KafkaSecurity(protocol, mechanism, username, password, **files)
 
 
 def _check_tls_files(cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> None:

@@ -1,22 +1,69 @@
-"""Run one worker: the Faust app plus its web server, until SIGINT/SIGTERM."""
+"""Run one worker: the Kafka runtime plus its web server, until SIGINT/SIGTERM or a failure.
+
+Exit codes: 0 after a signal, 1 when the broker cannot be reached at start or an
+unexpected error stopped processing (one log line says which).
+"""
 
 from __future__ import annotations
 
-import faust
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
-from stream.app import KpiApp
-from stream.config import Settings
+from aiokafka.errors import KafkaError
+
+from stream.config import KpiConfig, Settings
+from stream.runtime.adapter import Processor
+from stream.runtime.logs import configure_logging
+from stream.runtime.loop import EntityProcessor, Runtime
+from stream.runtime.topics import TopicError
 from stream.web.server import WebServer
 
+log = logging.getLogger("stream.worker")
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Start a worker and block until it is stopped."""
-    kpi = KpiApp(settings)
-    worker = faust.Worker(
-        kpi.app,
-        WebServer(kpi),
-        loglevel=loglevel,
-        redirect_stdouts=False,
-        override_logging=True,
+ProcessorFactory = Callable[[KpiConfig, ZoneInfo, int, int], EntityProcessor]
+
+
+def run_worker(
+    settings: Settings, loglevel: str = "info", processor: ProcessorFactory = Processor
+) -> None:
+    """Start a worker and block until it is stopped; exits with the worker's exit code."""
+    configure_logging(loglevel)
+    sys.exit(asyncio.run(serve(settings, processor)))
+
+
+async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> int:
+    """The worker's life: start, process and serve until a signal (0) or a failure (1)."""
+    started_ms = time.time_ns() // 1_000_000
+    runtime = Runtime(
+        settings, processor(settings.kpi, settings.timezone, settings.partitions, started_ms)
     )
-    worker.execute_from_commandline()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runtime.stop)
+    web = WebServer(runtime)
+    try:
+        await runtime.start()
+    except (KafkaError, OSError) as exc:
+        log.critical("cannot reach the Kafka broker KPI_BROKER=%s: %r", settings.broker, exc)
+        await runtime.close()
+        return 1
+    except TopicError as exc:
+        log.critical("cannot start: %s", exc)
+        await runtime.close()
+        return 1
+    await web.start()
+    try:
+        await runtime.run()
+    except Exception as exc:
+        log.critical("worker stopped: %s", exc)
+        return 1
+    finally:
+        await web.stop()
+        await runtime.close()
+    log.info("worker stopped")
+    return 0

@@ -117,12 +117,6 @@ class KafkaSink:
         self._pending.clear()
 
 
-def bootstrap_servers(broker: str) -> list[str]:
-    """`kafka://a:9092,b:9092` (or `;`-separated URLs) -> ["a:9092", "b:9092"]."""
-    hosts = (part.strip().removeprefix("kafka://") for part in broker.replace(";", ",").split(","))
-    return [host for host in hosts if host]
-
-
 async def produce(
     events: Iterable[SimulatedEvent],
     broker: str,
@@ -135,18 +129,18 @@ async def produce(
     """Produce the events to Kafka as they come due (key = ticket_id); see `pace`.
 
     `topic_prefix` goes before every topic name (KPI_TOPIC_PREFIX); `Stats` keeps the
-    contract's names. Kafka security comes from the worker's KPI_KAFKA_* variables."""
+    contract's names. Kafka security comes from the KPI_KAFKA_* variables, as for a worker."""
     from aiokafka import AIOKafkaProducer
 
-    from stream.app import aiokafka_security
-    from stream.config import settings_from_env
+    from stream.config import kafka_security_from_env
+    from stream.runtime.auth import bootstrap_servers, client_security
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker),
         acks="all",
         linger_ms=20,
         max_batch_size=256 * 1024,
-        **aiokafka_security(settings_from_env()),
+        **client_security(kafka_security_from_env()),
     )
     await producer.start()
     try:

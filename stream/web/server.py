@@ -1,8 +1,8 @@
 """The worker's web server: wallboard, /api/kpis, /metrics, /healthz, /readyz.
 
-System-wide numbers come from a fan-out: this worker asks every other worker (found in
-Faust's partition assignment) for the snapshot of its own partitions at the same instant,
-and merges them. Partitions covered twice or not at all make the result incomplete.
+System-wide numbers come from a fan-out: this worker asks every other worker (their URLs
+come with the group assignment, see `stream.runtime.assignor`) for the snapshot of its own
+partitions at the same instant, and merges them. Partitions covered twice or not at all make the result incomplete.
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any, Final
 
 import aiohttp
 import orjson
 from aiohttp import web
-from faust.types import TP
-from mode import Service
+from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from stream.app import KpiApp
 from stream.events import REASONS
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import kpis, total
@@ -30,17 +27,14 @@ from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import from_ms
 from stream.metrics import components, kpi_gauges
+from stream.runtime.loop import Runtime
+from stream.web.assets import STATIC_FILES, read_static
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES: Final = {
-    "wallboard.js": "application/javascript",
-    "wallboard.css": "text/css",
-    "favicon.svg": "image/svg+xml",
-}
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "font-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -48,14 +42,10 @@ PEER_TIMEOUT_S: Final = 1.5
 SNAPSHOT_CACHE_S: Final = 0.25
 
 
-def _static(name: str) -> bytes:
-    return resources.files("stream.web").joinpath("static", name).read_bytes()
-
-
 class SystemView:
     """Snapshots of this worker's partitions and of the whole system, at one instant."""
 
-    def __init__(self, kpi: KpiApp) -> None:
+    def __init__(self, kpi: Runtime) -> None:
         self.kpi = kpi
         self.session: aiohttp.ClientSession | None = None
         self._cached: tuple[float, Snapshot, Snapshot] | None = None
@@ -68,7 +58,7 @@ class SystemView:
             if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_S:
                 return cached[1], cached[2]
             now_ms = time.time_ns() // 1_000_000
-            local = self.kpi.processor.snapshot(now_ms)
+            local = self.kpi.processor.snapshot(now_ms) if self.kpi.serving else Snapshot(now_ms)
             system = await self._system(local)
             self._cached = (time.monotonic(), local, system)
             return local, system
@@ -77,7 +67,7 @@ class SystemView:
         system = Snapshot(local.now_ms)
         system.merge(local)
         own = self.kpi.settings.web_url.rstrip("/")
-        peers = [str(u).rstrip("/") for u in self.kpi.app.assignor.tables_metadata()]
+        peers = [u.rstrip("/") for u in self.kpi.peers()]
         peers = [u for u in peers if u != own]
         parts = await asyncio.gather(*(self._peer(u, local.now_ms) for u in peers))
         for part in parts:
@@ -113,7 +103,7 @@ class SystemView:
 class HealthCollector:
     """Pipeline health of this worker: events by outcome, rejections, lag, coverage."""
 
-    def __init__(self, kpi: KpiApp, system: Snapshot, lag: dict[TP, int]) -> None:
+    def __init__(self, kpi: Runtime, system: Snapshot, lag: dict[TopicPartition, int]) -> None:
         self.kpi, self.system, self.lag = kpi, system, lag
 
     def collect(self) -> Iterator[Metric]:
@@ -151,7 +141,9 @@ class HealthCollector:
             lag.add_metric([tp.topic, str(tp.partition)], messages)
         yield from (last, processed, lag)
         yield GaugeMetricFamily(
-            "cs_partitions_assigned", "Partitions this worker owns", value=len(processor.indexes)
+            "cs_partitions_assigned",
+            "Partitions this worker owns",
+            value=len(self.kpi.owned) if self.kpi.serving else 0,
         )
         yield GaugeMetricFamily(
             "cs_kpi_partitions_covered",
@@ -173,7 +165,7 @@ class _Fixed:
         yield from self.metrics
 
 
-def api_document(system: Snapshot, kpi: KpiApp) -> dict[str, Any]:
+def api_document(system: Snapshot, kpi: Runtime) -> dict[str, Any]:
     """The wallboard's JSON: KPIs per window (overall and per queue) and live SLA state."""
     size = kpi.processor.layout.size
     windows = {}
@@ -193,6 +185,8 @@ def api_document(system: Snapshot, kpi: KpiApp) -> dict[str, Any]:
         queues.setdefault(queue, Live()).add(live)
     return {
         "as_of": _rfc3339(system.now_ms),
+        "stale": kpi.stale_reason() is not None,
+        "stale_reason": kpi.stale_reason(),
         "complete": len(system.partitions) == kpi.settings.partitions,
         "partitions": {"covered": len(system.partitions), "total": kpi.settings.partitions},
         "timezone": str(kpi.settings.timezone),
@@ -229,11 +223,10 @@ def _live_row(live: Live, now_ms: int) -> dict[str, Any]:
     }
 
 
-class WebServer(Service):
-    """aiohttp server of one worker, started with the Faust app."""
+class WebServer:
+    """aiohttp server of one worker."""
 
-    def __init__(self, kpi: KpiApp, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, kpi: Runtime) -> None:
         self.kpi = kpi
         self.view = SystemView(kpi)
         self.runner: web.AppRunner | None = None
@@ -250,21 +243,23 @@ class WebServer(Service):
         app.router.add_get("/internal/snapshot", self.internal_snapshot)
         return app
 
-    async def on_start(self) -> None:
+    async def start(self) -> None:
+        """Listen on KPI_WEB_HOST:KPI_WEB_PORT."""
         self.runner = web.AppRunner(self.routes(), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.kpi.settings.web_host, self.kpi.settings.web_port)
         await site.start()
         log.info("web server on %s", self.kpi.settings.web_url)
 
-    async def on_stop(self) -> None:
+    async def stop(self) -> None:
+        """Close the peer session and the listener."""
         await self.view.close()
         if self.runner is not None:
             await self.runner.cleanup()
 
     async def wallboard(self, _: web.Request) -> web.Response:
         return web.Response(
-            body=_static("wallboard.html"),
+            body=read_static("wallboard.html"),
             content_type="text/html",
             charset="utf-8",
             headers=SECURITY_HEADERS,
@@ -275,7 +270,7 @@ class WebServer(Service):
         if name not in STATIC_FILES:
             raise web.HTTPNotFound()
         return web.Response(
-            body=_static(name), content_type=STATIC_FILES[name], headers=SECURITY_HEADERS
+            body=read_static(name), content_type=STATIC_FILES[name], headers=SECURITY_HEADERS
         )
 
     async def api_kpis(self, _: web.Request) -> web.Response:
@@ -306,10 +301,11 @@ class WebServer(Service):
         return web.json_response({"status": "alive"})
 
     async def readyz(self, _: web.Request) -> web.Response:
-        partitions = sorted(self.kpi.processor.indexes)
-        ready = self.kpi.recovered
+        ready = self.kpi.ready
+        partitions = sorted(self.kpi.owned) if self.kpi.serving else []
         return web.json_response(
-            {"ready": ready, "partitions": partitions}, status=200 if ready else 503
+            {"ready": ready, "partitions": partitions, "stale_reason": self.kpi.stale_reason()},
+            status=200 if ready else 503,
         )
 
     async def internal_snapshot(self, request: web.Request) -> web.Response:
@@ -317,7 +313,7 @@ class WebServer(Service):
             now_ms = int(request.query["now_ms"])
         except (KeyError, ValueError) as exc:
             raise web.HTTPBadRequest(text="now_ms required") from exc
-        if not self.kpi.recovered:
+        if not self.kpi.serving:
             raise web.HTTPServiceUnavailable(text="recovering")
         snapshot = self.kpi.processor.snapshot(now_ms)
         return web.Response(body=snapshot.to_json(), content_type="application/json")

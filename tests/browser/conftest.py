@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 
+from stream.web.assets import STATIC_FILES, read_static
 from tests.infra import require_infra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STATIC_DIR = REPO_ROOT / "stream" / "web" / "static"
 ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 CHROMIUM = os.environ.get("KPI_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,7 +38,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 # The policy the worker serves the wallboard with; the page must work under it.
-STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; font-src 'self'; img-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -164,7 +167,7 @@ class StubKpiApi:
         app = web.Application(middlewares=[self._headers])
         app.router.add_get("/", self._wallboard)
         app.router.add_get("/api/kpis", self._kpis)
-        app.router.add_static("/static", STATIC_DIR)
+        app.router.add_get("/static/{name}", self._static)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -183,7 +186,14 @@ class StubKpiApi:
         return response
 
     async def _wallboard(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "wallboard.html")
+        return web.Response(body=read_static("wallboard.html"), content_type="text/html")
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        """The worker's static files (page files and webfont) from the same place it takes them."""
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise web.HTTPNotFound()
+        return web.Response(body=read_static(name), content_type=STATIC_FILES[name])
 
     async def _kpis(self, request: web.Request) -> web.Response:
         if self.mode == "hang":

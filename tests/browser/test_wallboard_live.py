@@ -171,6 +171,10 @@ def test_board_shows_what_the_worker_serves_and_follows_new_events(
     wait_for_state(page, "live", timeout=5000)
 
     body = assert_every_window_matches(page, worker, read_board, wallboard_format)
+    served = {re.sub(r"^http://[^/]+", "", url) for url in page.watch.requests}
+    assert "/static/inter.ttf" in served  # the page's own font, from the worker
+    assert page.evaluate("document.fonts.check('700 96px Inter')") is True
+    assert page.watch.console_errors == []  # no CSP violation
     rows = {row["queue"]: row for row in read_board(page)["rows"]}
     assert rows[XSS_QUEUE]["name"] == XSS_QUEUE
     assert page.evaluate("document.querySelectorAll('img').length") == 0

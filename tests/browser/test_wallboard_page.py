@@ -493,7 +493,9 @@ def test_partial_data_banner(page, stub_api):
     partial.wait_for(state="hidden", timeout=3000)
 
 
-@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (1280, 720)])
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 720), (1366, 768), (1920, 1080), (3840, 2160)]
+)
 def test_full_screen_layout_is_readable_on_a_tv(
     width, height, page_factory, stub_api, read_board, save_screenshot
 ):
@@ -548,6 +550,10 @@ def test_page_works_under_strict_csp_and_loads_nothing_from_elsewhere(page, stub
     assert page.watch.page_errors == []
     assert page.watch.requests
     assert all(url.startswith(stub_api.url) for url in page.watch.requests)
-    assert {"/", "/static/wallboard.css", "/static/wallboard.js", "/api/kpis"} <= set(
-        stub_api.paths
-    )
+    assert {
+        "/",
+        "/static/wallboard.css",
+        "/static/wallboard.js",
+        "/static/inter.ttf",
+        "/api/kpis",
+    } <= set(stub_api.paths)

@@ -40,9 +40,9 @@ from prom_harness import (
     wait_until,
 )
 
-from stream.app import key_partition
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S
 from stream.kpi.types import TOPIC_OF_TYPE
+from stream.runtime.topics import key_partition
 from stream.simulate.generator import SimConfig, generate
 from tests.integration.worker_harness import Scenario, Worker, wait_processed
 

@@ -1,4 +1,4 @@
-"""The local broker harness against a real Kafka: clients, contract topics, faust, lifecycle."""
+"""The local broker harness against a real Kafka: clients, contract topics, lifecycle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -125,39 +124,6 @@ async def test_ensure_topics_refuses_a_different_partition_count(kafka_bootstrap
     with pytest.raises(BrokerError, match=r"co-partitioned, but cs\.ticket\.opened has 8"):
         await ensure_topics(kafka_bootstrap, partitions=3)
     assert await partition_counts(kafka_bootstrap) == before
-
-
-async def test_faust_agent_receives_raw_bytes_from_a_contract_topic(
-    kafka_bootstrap: str, unique_id: str, tmp_path: Path
-) -> None:
-    app = faust.App(
-        f"test-broker-{unique_id}",
-        broker=f"kafka://{kafka_bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        datadir=tmp_path,
-    )
-    topic = app.topic(INPUT_TOPICS[0], key_serializer="raw", value_serializer="raw")
-    marker = f'{{"event_id": "{unique_id}"}}'.encode()
-    received: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
-
-    @app.agent(topic)
-    async def opened(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            if event.value == marker and not received.done():
-                received.set_result((event.key, event.value))
-
-    await app.start()
-    try:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-        await producer.start()
-        try:
-            await producer.send_and_wait(INPUT_TOPICS[0], marker, key=unique_id.encode())
-        finally:
-            await producer.stop()
-        assert await asyncio.wait_for(received, 30) == (unique_id.encode(), marker)
-    finally:
-        await app.stop()
 
 
 async def produce_one(bootstrap: str, topic: str, value: bytes) -> None:

@@ -12,9 +12,9 @@ from collections import Counter, defaultdict
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from stream.app import key_partition
 from stream.broker.topics import ensure_topics
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS
+from stream.runtime.topics import key_partition
 
 PARTITIONS = 8
 WEEKDAY_AFTERNOON = "2026-11-18T15:00:00Z"  # a fixed, busy hour: the same events every run

@@ -105,12 +105,11 @@ def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_inval
     assert duplicates == sum(c - 1 for c in produced.values() if c > 1)
 
 
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_sigkill_restarts_while_events_flow_lose_and_double_count_nothing(
-    scenario: Scenario, workers: list[Worker], store: str
+    scenario: Scenario, workers: list[Worker]
 ) -> None:
     events = mixed(now_ms(), seed=2, tickets=600)
-    worker = Worker(scenario, store=store).start()
+    worker = Worker(scenario).start()
     workers.append(worker)
     worker.wait_ready()
 

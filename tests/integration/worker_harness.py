@@ -127,7 +127,6 @@ class Worker:
         scenario: Scenario,
         name: str = "w1",
         timezone: str = "UTC",
-        store: str = "memory://",
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.scenario = scenario
@@ -137,7 +136,6 @@ class Worker:
         self.data_dir = scenario.workdir / name
         self.log_path = scenario.workdir / f"{name}.log"
         self.timezone = timezone
-        self.store = store
         self.extra_env = dict(extra_env or {})  # set last: may override KPI_BROKER etc.
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -153,7 +151,6 @@ class Worker:
             KPI_PARTITIONS=str(self.scenario.partitions),
             KPI_TIMEZONE=self.timezone,
             KPI_KAFKA_SESSION_TIMEOUT_S="6",
-            KPI_STORE=self.store,
         )
         if self.scenario.sla_config is not None:
             env["KPI_SLA_CONFIG"] = str(self.scenario.sla_config)

@@ -262,7 +262,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
     assert settings.kpi.max_queues == 7
     assert settings.data_dir == tmp_path / "data"
     assert settings.partitions == 12
-    assert settings.security_protocol == "SASL_SSL"
+    assert settings.security.protocol == "SASL_SSL"
 
 
 @pytest.mark.parametrize(
@@ -313,7 +313,6 @@ def test_blank_environment_values_mean_defaults() -> None:
         pytest.param({"KPI_WEB_PORT": "-1"}, "KPI_WEB_PORT", id="port-negative"),
         pytest.param({"KPI_PARTITIONS": "0"}, "KPI_PARTITIONS", id="partitions-zero"),
         pytest.param({"KPI_PARTITIONS": "8.5"}, "KPI_PARTITIONS", id="partitions-float"),
-        pytest.param({"KPI_STORE": "redis://"}, "KPI_STORE", id="unknown-store"),
         pytest.param(
             {"KPI_KAFKA_SECURITY_PROTOCOL": "TLS"}, "KPI_KAFKA_SECURITY_PROTOCOL", id="protocol"
         ),
@@ -639,4 +638,7 @@ def test_real_tls_files_are_accepted(tls_files: TlsFiles) -> None:
     settings = settings_from_env(
         tls_env(ca=tls_files.ca, cert=tls_files.client_cert, key=tls_files.client_key)
     )
-    assert (settings.ssl_cafile, settings.ssl_keyfile) == (tls_files.ca, tls_files.client_key)
+    assert (settings.security.ssl_cafile, settings.security.ssl_keyfile) == (
+        tls_files.ca,
+        tls_files.client_key,
+    )

@@ -1,8 +1,7 @@
 """KPI_KAFKA_* variables -> the connection settings the worker's Kafka clients get.
 
-Each row goes through `settings_from_env`, `stream.app._credentials` and Faust's own
-translation for aiokafka (`credentials_to_aiokafka_auth`), so it checks what the
-consumer and producer really receive. TLS rows also handshake with a local TLS server
+Each row goes through `settings_from_env` and `stream.runtime.auth.client_security`, so it
+checks what the consumer and producer really receive. TLS rows also handshake with a local TLS server
 holding a broker-like certificate from a throwaway CA made with `openssl`.
 """
 
@@ -14,18 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from stream.app import _credentials
 from stream.broker.harness import TlsFiles
 from stream.config import settings_from_env
+from stream.runtime.auth import client_security
 
 SASL = {"KPI_KAFKA_SASL_USERNAME": "kpi", "KPI_KAFKA_SASL_PASSWORD": "pa55"}
 
 
 def aiokafka_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """What the worker's aiokafka clients are given for these variables."""
-    return dict(credentials_to_aiokafka_auth(_credentials(settings_from_env(env))))
+    return client_security(settings_from_env(env).security)
 
 
 @pytest.mark.parametrize(

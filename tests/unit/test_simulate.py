@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+from stream.runtime.auth import bootstrap_servers
 from stream.simulate import SimConfig, SimulatedEvent, generate, write_jsonl
-from stream.simulate.command import Stats, bootstrap_servers, pace, simulate
+from stream.simulate.command import Stats, pace, simulate
 from stream.simulate.generator import DEFECTS
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)

@@ -141,6 +141,49 @@
     return td;
   }
 
+  // ---- fitting text to its box -------------------------------------------
+  // The CSS gives each text its largest size; these shrink it, by measurement in this
+  // browser with the font it really draws, until nothing is wider than its box.
+
+  const FIT_STEPS = 8;
+
+  /** Width of el's content box over the width its content needs (< 1: too narrow), in
+      fractional pixels: scrollWidth is rounded and misses a table cell's overflow. */
+  function roomRatio(el) {
+    const style = getComputedStyle(el);
+    const room = el.getBoundingClientRect().width
+      - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)
+      - parseFloat(style.borderLeftWidth) - parseFloat(style.borderRightWidth);
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const needed = range.getBoundingClientRect().width;
+    return needed > 0 ? room / needed : 1;
+  }
+
+  /** Shrink the font size of `target` until every element of `els` has room for its text. */
+  function shrinkToFit(target, els) {
+    target.style.fontSize = "";
+    for (let i = 0; i < FIT_STEPS; i++) {
+      const ratio = Math.min(1, ...els.map(roomRatio));
+      if (ratio >= 1) return;
+      const size = parseFloat(getComputedStyle(target).fontSize);
+      target.style.fontSize = `${size * ratio * 0.98}px`;
+    }
+  }
+
+  const fitText = (el) => shrinkToFit(el, [el]);
+
+  /** One size for the whole queue table, so that every number and heading fits its cell
+      (queue names are cut with an ellipsis and carry the full name as a tooltip). */
+  function fitQueueTable() {
+    shrinkToFit($(".queues table"), $$(".queues th, .queues td[data-col]"));
+  }
+
+  function fitAll() {
+    $$(".fit").forEach(fitText);
+    fitQueueRows();
+  }
+
   // ---- rendering --------------------------------------------------------
 
   function render() {
@@ -195,6 +238,7 @@
       : "";
 
     renderQueues(win.queues || [], live.queues || [], data.thresholds);
+    fitAll();
   }
 
   /** One row per queue, window KPIs joined with live awaiting counts. */
@@ -238,14 +282,14 @@
       return tr;
     });
     $('[data-testid="queue-rows"]').replaceChildren(...trs);
-    fitQueueRows();
   }
 
-  /** Hide the rows that do not fit on screen and say how many. */
+  /** Fit the table's text, then hide the rows that do not fit on screen and say how many. */
   function fitQueueRows() {
     const wrap = $('[data-testid="queue-table-wrap"]');
     const rows = $$('[data-testid="queue-rows"] tr');
     rows.forEach((tr) => { tr.hidden = false; });
+    fitQueueTable();
     const bottom = wrap.getBoundingClientRect().bottom;
     const overflow = rows.filter((tr) => tr.getBoundingClientRect().bottom > bottom + 0.5);
     overflow.forEach((tr) => { tr.hidden = true; });
@@ -259,9 +303,14 @@
     const age = state.data && state.data.live ? state.data.live.oldest_awaiting_age_seconds : null;
     if (typeof age !== "number") {
       el.textContent = DASH;
+      fitText(el);
       return;
     }
-    el.textContent = formatAge(age + (performance.now() - state.receivedAt) / 1000);
+    const text = formatAge(age + (performance.now() - state.receivedAt) / 1000);
+    if (el.textContent !== text) {
+      el.textContent = text;
+      fitText(el);
+    }
   }
 
   // ---- freshness --------------------------------------------------------
@@ -281,14 +330,16 @@
   function updateFreshness() {
     const message = staleMessage();
     const banner = $('[data-testid="stale-banner"]');
-    banner.hidden = message === null;
-    banner.textContent = message || "";
     banner.dataset.since = state.lastAnswerWall.toISOString();
     let status = "live";
     if (message !== null) status = "stale";
     else if (!state.data) status = "connecting";
+    if (document.body.dataset.state === status && banner.textContent === (message || "")) return;
+    banner.hidden = message === null;
+    banner.textContent = message || "";
     document.body.dataset.state = status;
     $('[data-testid="live-indicator"]').textContent = `\u25CF ${status}`;
+    fitAll();
   }
 
   function tick() {
@@ -358,7 +409,9 @@
       });
     }
     window.addEventListener("hashchange", () => selectWindow(windowFromHash()));
-    window.addEventListener("resize", fitQueueRows);
+    window.addEventListener("resize", fitAll);
+    document.fonts.addEventListener("loadingdone", fitAll);
+    document.fonts.ready.then(fitAll);
     selectWindow(state.window);
     setInterval(tick, TICK_MS);
     poll();

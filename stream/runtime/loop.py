@@ -1,0 +1,538 @@
+"""The worker's Kafka loop: batches in, processor, changelog and dead letters out, then commit.
+
+One batch at a time, under `lock`:
+getmany -> `processor.handle` per message -> one changelog record per changed entity,
+produced to its table's changelog on the partition the input came from -> dead-letter
+records for rejections -> await every acknowledgement -> commit the offsets applied.
+A crash anywhere before the commit replays the tail, which the idempotent merge makes
+harmless. An unexpected exception ends `run` (fail-stop): nothing past it is committed.
+Rebalances take the same lock, so a batch is always finished before partitions move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from stream.config import Settings
+from stream.deadletter import dead_letter
+from stream.events import Rejection
+from stream.kpi.contrib import Layout
+from stream.kpi.snapshot import Snapshot
+from stream.kpi.types import DLQ_TOPIC
+from stream.runtime import topics as topic_setup
+from stream.runtime.assignor import CoPartitionAssignor
+from stream.runtime.auth import bootstrap_servers, client_security
+from stream.runtime.recovery import Records, read_changelogs
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX: Final = 5000  # messages per getmany
+POLL_MS: Final = 100
+OFFSETS_REFRESH_S: Final = 2.0
+BROKER_LOST_S: Final = 15.0  # no broker answer for this long: not ready, data stale
+NO_PROGRESS_S: Final = 30.0  # lag but nothing applied for this long: data stale
+SWEEP_INTERVAL_S: Final = 600.0
+RETRY_S: Final = 1.0
+
+
+class EntityProcessor(Protocol):
+    """What the loop needs of `stream.processor.Processor` (see PROTOCOL.md)."""
+
+    tables: tuple[str, ...]
+    topics: tuple[str, ...]
+
+    @property
+    def layout(self) -> Layout: ...
+    @property
+    def events(self) -> Counter[tuple[str, str]]: ...
+    @property
+    def rejections(self) -> Counter[tuple[str, str]]: ...
+    @property
+    def last_event_occurred_ms(self) -> int | None: ...
+    @property
+    def last_processed_ms(self) -> int: ...
+    def handle(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None, now_ms: int
+    ) -> Any: ...
+    def record_bytes(self, table: str, partition: int, key: str) -> bytes | None: ...
+    def restore(
+        self, table: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> None: ...
+    def assign(self, partitions: Iterable[int]) -> None: ...
+    def revoke(self, partitions: Iterable[int]) -> None: ...
+    def expire(self, now_ms: int) -> list[tuple[str, int, str]]: ...
+    def snapshot(self, now_ms: int) -> Snapshot: ...
+
+
+class ProcessingFailed(Exception):
+    """The processor raised on a message: the worker stops without committing it."""
+
+    def __init__(self, record: ConsumerRecord[bytes, bytes], cause: BaseException) -> None:
+        frame = cause.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        where = (
+            "" if frame is None else f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}"
+        )
+        super().__init__(
+            f"unexpected {type(cause).__name__} while processing {record.topic}"
+            f"[{record.partition}]@{record.offset}: {cause}{where}"
+        )
+
+
+@dataclass
+class Health:
+    """When the broker last answered and the loop last made progress (monotonic seconds)."""
+
+    broker_ok_at: float
+    progress_at: float
+    lag: int = 0
+
+    def stale_reason(self, now: float) -> str | None:
+        if now - self.broker_ok_at > BROKER_LOST_S:
+            return "broker_unreachable"
+        if self.lag > 0 and now - self.progress_at > NO_PROGRESS_S:
+            return "no_progress"
+        return None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Runtime:
+    """One worker's Kafka side. `start`, then `run` until `stop` (or a failure)."""
+
+    def __init__(self, settings: Settings, processor: EntityProcessor) -> None:
+        self.settings = settings
+        self.processor = processor
+        prefix = settings.topic_prefix
+        self.input_topics = tuple(prefix + t for t in processor.topics)
+        self.dlq_topic = prefix + DLQ_TOPIC
+        self.changelogs = {t: f"{settings.app_id}-{t}-changelog" for t in processor.tables}
+        self.assignor = CoPartitionAssignor(settings.web_url)
+        self.lock = asyncio.Lock()
+        self.owned: frozenset[int] = frozenset()
+        self.serving = False  # partitions assigned and restored; False during a rebalance
+        self.positions: dict[TopicPartition, int] = {}  # next offset to apply
+        self.highwaters: dict[TopicPartition, int] = {}
+        started = time.monotonic()
+        self.health = Health(broker_ok_at=started, progress_at=started)
+        self.dlq_partitions = 1
+        self._changelog_end: dict[TopicPartition, int] = {}  # as of the last revocation
+        self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
+        common = {"bootstrap_servers": bootstrap_servers(settings.broker)}
+        common |= client_security(settings.security)
+        self.consumer = AIOKafkaConsumer(
+            group_id=settings.app_id,
+            group_instance_id=settings.group_instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(self.assignor,),
+            session_timeout_ms=settings.session_timeout_s * 1000,
+            heartbeat_interval_ms=settings.session_timeout_s * 100,
+            max_poll_records=BATCH_MAX,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+            **common,
+        )
+        self.restorer = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            **common,
+        )
+        self.producer = AIOKafkaProducer(
+            acks="all", linger_ms=5, max_batch_size=1024 * 1024, **common
+        )
+        self.admin = AIOKafkaAdminClient(**common)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, create missing topics, join the group (KafkaError: broker unreachable)."""
+        await self.admin.start()
+        partitions = self.settings.partitions
+        specs = [topic_setup.TopicSpec(t, partitions) for t in self.input_topics]
+        specs += [
+            topic_setup.TopicSpec(t, partitions, topic_setup.COMPACTED)
+            for t in self.changelogs.values()
+        ]
+        specs.append(topic_setup.TopicSpec(self.dlq_topic, None))
+        counts = await topic_setup.ensure(
+            self.admin, specs, partitions, self.settings.replication_factor
+        )
+        self.dlq_partitions = counts[self.dlq_topic]
+        await self.producer.start()
+        await self.restorer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(self.input_topics, listener=_Listener(self))
+
+    async def run(self) -> None:
+        """Process batches until `stop`; raises the first unexpected error (fail-stop)."""
+        timers = [
+            asyncio.create_task(self._every(OFFSETS_REFRESH_S, self._refresh_offsets)),
+            asyncio.create_task(self._every(self._sweep_interval(), self._sweep)),
+        ]
+        loop = asyncio.create_task(self._loop())
+        stopped: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait([loop, stopped, *timers], return_when=asyncio.FIRST_COMPLETED)
+            if self._failure is not None:
+                raise self._failure
+            for task in (loop, *timers):
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in (loop, stopped, *timers):
+                task.cancel()
+            await asyncio.gather(loop, stopped, *timers, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Ask `run` to return after the current batch."""
+        self._stopping.set()
+
+    def fail(self, error: BaseException) -> None:
+        """Stop `run` with `error` (from a rebalance callback, which aiokafka would swallow)."""
+        if self._failure is None:
+            self._failure = error
+        self._stopping.set()
+
+    async def close(self) -> None:
+        """Leave the group and close every client (the last batch is committed already)."""
+        async with self.lock:
+            self.serving = False
+        for client in (self.consumer, self.restorer, self.producer):
+            try:
+                await client.stop()
+            except KafkaError as exc:
+                log.warning("closing a Kafka client: %r", exc)
+        await self.admin.close()
+
+    # -- the batch loop ------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH_MAX)
+            except IllegalStateError:  # no subscription yet / between assignments
+                await asyncio.sleep(POLL_MS / 1000)
+                continue
+            if batch:
+                async with self.lock:
+                    await self._apply(batch)
+
+    async def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Apply one batch, write what it changed, then commit what was applied."""
+        prefix_length = len(self.settings.topic_prefix)
+        changed: dict[tuple[str, int], set[str]] = defaultdict(set)
+        dead: list[tuple[ConsumerRecord[bytes, bytes], Rejection]] = []
+        applied: dict[TopicPartition, int] = {}
+        handle = self.processor.handle
+        now = now_ms()
+        for tp, records in batch.items():
+            position = self.positions.get(tp)
+            if position is None:  # not (or no longer) ours
+                continue
+            topic, partition = tp.topic[prefix_length:], tp.partition
+            for record in records:
+                if record.offset < position:  # fetched before a rebalance, applied since
+                    continue
+                try:
+                    outcome = handle(topic, partition, record.key, record.value, now)
+                except Exception as exc:
+                    raise ProcessingFailed(record, exc) from exc
+                if outcome.key is not None:
+                    changed[outcome.table, partition].add(outcome.key)
+                elif outcome.rejection is not None:
+                    dead.append((record, outcome.rejection))
+                position = record.offset + 1
+            if position != self.positions[tp]:
+                applied[tp] = self.positions[tp] = position
+        if not applied:
+            return
+        sends: list[Callable[[], Awaitable[Any]]] = [
+            *self._changelog_sends(changed),
+            *(self._dead_letter_send(record, rejection) for record, rejection in dead),
+        ]
+        await self._deliver(sends)
+        await self._commit(applied)
+
+    def _changelog_sends(
+        self, changed: dict[tuple[str, int], set[str]]
+    ) -> list[Callable[[], Awaitable[Any]]]:
+        """One changelog record per changed entity, in batches per (table, partition)."""
+        sends = []
+        for (table, partition), keys in changed.items():
+            topic = self.changelogs[table]
+            records = [
+                (key.encode(), self.processor.record_bytes(table, partition, key)) for key in keys
+            ]
+            sends.extend(self._batch_sends(topic, partition, records))
+        return sends
+
+    def _batch_sends(
+        self, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
+    ) -> list[Callable[[], Awaitable[Any]]]:
+        """Producer batches holding `records`, as re-runnable sends."""
+        sends = []
+        batch = self.producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sends.append(self._send_batch(batch, topic, partition))
+                batch = self.producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        if batch.record_count():
+            sends.append(self._send_batch(batch, topic, partition))
+        return sends
+
+    def _send_batch(self, batch: Any, topic: str, partition: int) -> Callable[[], Awaitable[Any]]:
+        async def send() -> Any:
+            return await (await self.producer.send_batch(batch, topic, partition=partition))
+
+        return send
+
+    def _dead_letter_send(
+        self, record: ConsumerRecord[bytes, bytes], rejection: Rejection
+    ) -> Callable[[], Awaitable[Any]]:
+        """The original key and value (cut to fit if too large), why and where from in headers."""
+        letter = dead_letter(
+            rejection, record.topic, record.partition, record.offset, record.key, record.value
+        )
+        partition = record.partition % self.dlq_partitions
+
+        async def send() -> Any:
+            return await (
+                await self.producer.send(
+                    self.dlq_topic,
+                    letter.value,
+                    key=letter.key,
+                    partition=partition,
+                    headers=letter.headers,
+                )
+            )
+
+        return send
+
+    async def _deliver(self, sends: list[Callable[[], Awaitable[Any]]]) -> None:
+        """Run every send until the broker acknowledged it; a failed one is sent again.
+
+        Broker trouble (KafkaError) never loses a record and never skips one: the batch
+        waits, uncommitted, until the broker takes it.
+        """
+        pending = sends
+        while pending:
+            results = await asyncio.gather(*(send() for send in pending), return_exceptions=True)
+            failed = [
+                s for s, r in zip(pending, results, strict=True) if isinstance(r, BaseException)
+            ]
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, KafkaError):
+                    raise result
+            if failed:
+                errors = {type(r).__name__ for r in results if isinstance(r, BaseException)}
+                log.warning(
+                    "%d writes not acknowledged (%s); retrying",
+                    len(failed),
+                    ", ".join(sorted(errors)),
+                )
+                await asyncio.sleep(RETRY_S)
+            else:
+                self.health.broker_ok_at = time.monotonic()
+            pending = failed
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit applied offsets; a group that moved on meanwhile replays them elsewhere."""
+        while True:
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced without us (e.g. we stalled past the session timeout):
+                # the new owner replays from the last commit, which the merge makes harmless.
+                log.warning("offsets not committed, the group moved on: %r", exc)
+                return
+            except KafkaError as exc:
+                log.warning("committing offsets failed (%r); retrying", exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.health.progress_at = self.health.broker_ok_at = time.monotonic()
+            return
+
+    # -- rebalancing ---------------------------------------------------------------------
+
+    async def on_revoked(self) -> None:
+        """Finish the batch (the lock), then stop serving until the next assignment.
+
+        aiokafka revokes everything at every rebalance; the state of partitions this
+        worker keeps is not dropped, only not exported until `on_assigned` (which drops
+        what moved away and restores what is new).
+        """
+        async with self.lock:
+            self.serving = False
+            self.positions.clear()
+            tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in self.owned]
+            try:
+                self._changelog_end = await self.consumer.end_offsets(tps) if tps else {}
+            except KafkaError as exc:  # then every kept partition is restored again
+                log.warning("changelog end offsets unknown at revocation: %r", exc)
+                self._changelog_end = {}
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Drop partitions that moved away; restore new ones from the changelog; serve."""
+        async with self.lock:
+            started = time.monotonic()
+            numbers = frozenset(tp.partition for tp in assigned if tp.topic in self.input_topics)
+            lost = self.owned - numbers
+            if lost:
+                self.processor.revoke(lost)
+            new = numbers - self.owned
+            self.owned = numbers - new  # kept partitions stay while the new ones load
+            stale = await self._stale(self.owned)
+            if stale:
+                self.processor.revoke(stale)
+                new |= stale
+            restored = await self._restore(new)
+            self.processor.assign(new)
+            self.owned = numbers
+            await self._load_positions(assigned)
+            self.serving = True
+            log.info(
+                "assigned partitions %s (%d records restored for %s) in %.2f s",
+                sorted(numbers),
+                restored,
+                sorted(new),
+                time.monotonic() - started,
+            )
+
+    async def _stale(self, kept: frozenset[int]) -> frozenset[int]:
+        """Kept partitions whose changelog someone else wrote since (they need a restore)."""
+        if not kept:
+            return frozenset()
+        tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in kept]
+        ends = await self.consumer.end_offsets(tps)
+        return frozenset(tp.partition for tp in tps if ends[tp] != self._changelog_end.get(tp))
+
+    async def _restore(self, partitions: frozenset[int]) -> int:
+        """Bulk-read the changelogs of `partitions` into the processor."""
+        table_of = {topic: table for table, topic in self.changelogs.items()}
+        starts = {TopicPartition(c, p): 0 for c in self.changelogs.values() for p in partitions}
+
+        def apply(tp: TopicPartition, records: Records) -> None:
+            self.processor.restore(table_of[tp.topic], tp.partition, records)
+
+        count = await read_changelogs(self.restorer, starts, apply)
+        return count
+
+    async def _load_positions(self, assigned: set[TopicPartition]) -> None:
+        """Next offset to apply per input partition: the committed one, else the beginning.
+
+        Records a getmany fetched before the assignment are applied only from there.
+        """
+        inputs = [tp for tp in assigned if tp.topic in self.input_topics]
+        committed = await asyncio.gather(*(self.consumer.committed(tp) for tp in inputs))
+        missing = [tp for tp, offset in zip(inputs, committed, strict=True) if offset is None]
+        beginnings = await self.consumer.beginning_offsets(missing) if missing else {}
+        self.positions = {
+            tp: offset if offset is not None else beginnings[tp]
+            for tp, offset in zip(inputs, committed, strict=True)
+        }
+
+    # -- timers --------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await action()
+
+    def _sweep_interval(self) -> float:
+        """Often enough that expiry lags retention by at most a quarter of it."""
+        return min(SWEEP_INTERVAL_S, self.settings.kpi.retention_ms / 4000)
+
+    async def _sweep(self) -> None:
+        """Entities past retention leave the processor; a tombstone each on the changelog."""
+        async with self.lock:
+            if not self.serving:
+                return
+            removed = self.processor.expire(now_ms())
+            tombstones: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = defaultdict(list)
+            for table, partition, key in removed:
+                tombstones[table, partition].append((key.encode(), None))
+            sends = []
+            for (table, partition), records in tombstones.items():
+                sends += self._batch_sends(self.changelogs[table], partition, records)
+            await self._deliver(sends)
+
+    async def _refresh_offsets(self) -> None:
+        """High watermarks of the owned input partitions, which also proves the broker is up.
+
+        A timer does it, never a scrape. At least one partition is always asked, so that a
+        worker that owns none still notices a lost broker.
+        """
+        owned = list(self.positions) or [TopicPartition(self.input_topics[0], 0)]
+        try:
+            highwaters = await asyncio.wait_for(self.consumer.end_offsets(owned), BROKER_LOST_S / 3)
+        except (KafkaError, TimeoutError) as exc:
+            log.debug("high watermarks not refreshed: %r", exc)
+            return
+        self.health.broker_ok_at = time.monotonic()
+        self.highwaters = {tp: hw for tp, hw in highwaters.items() if tp in self.positions}
+        self.health.lag = sum(self.lag().values())
+        if self.health.lag == 0:
+            self.health.progress_at = time.monotonic()
+
+    # -- what the web server reads ---------------------------------------------------------
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages not yet applied, per owned input partition."""
+        result = {}
+        for tp, position in self.positions.items():
+            highwater = max(self.highwaters.get(tp, -1), self.consumer.highwater(tp) or -1)
+            if highwater >= 0:
+                result[tp] = max(0, highwater - position)
+        return result
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned and restored, and the broker answering."""
+        return self.serving and self.stale_reason() != "broker_unreachable"
+
+    def stale_reason(self) -> str | None:
+        """Why the numbers may be behind: "broker_unreachable", "no_progress" or None."""
+        return self.health.stale_reason(time.monotonic())
+
+    def peers(self) -> dict[str, list[int]]:
+        """Web URL -> partitions of every member, from the last assignment."""
+        return self.assignor.peers
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka's rebalance callbacks; an error in them stops the worker."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await self.runtime.on_revoked()
+        except Exception as exc:
+            self.runtime.fail(exc)
+            raise
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self.runtime.on_assigned(assigned)
+        except Exception as exc:
+            self.runtime.fail(exc)
+            raise
