@@ -226,6 +226,18 @@ def _instant(_ctx: click.Context, _param: click.Parameter, text: str | None) -> 
     help="Agents on shift (each handles ~10 tickets/h; fewer slows first replies).",
 )
 @click.option(
+    "--contact-rate",
+    type=click.FloatRange(0),
+    default=180.0,
+    help="Calls, chats and video contacts per hour at the weekday peak; 0 = tickets only.",
+)
+@click.option(
+    "--floor-agents",
+    type=click.IntRange(1),
+    default=40,
+    help="Agents on the contact floor, on 8-hour shifts with breaks (agent-001 ..).",
+)
+@click.option(
     "--duplicate-share",
     type=click.FloatRange(0, 0.5),
     default=0.02,
@@ -273,6 +285,8 @@ def simulate(
     now_at: datetime | None,
     queues: str,
     agents: int,
+    contact_rate: float,
+    floor_agents: int,
     duplicate_share: float,
     invalid_share: float,
     timezone: str,
@@ -280,7 +294,8 @@ def simulate(
     topic_prefix: str,
     out: IO[bytes] | None,
 ) -> None:
-    """Generate realistic contact-centre events: tickets, replies, resolutions, surveys."""
+    """Generate realistic contact-centre events: tickets, replies, resolutions, surveys,
+    calls and chats through the queues, and agents' statuses."""
     if out is not None and duration is None:
         if not backfill:
             raise click.UsageError("--out needs --backfill or --duration, so that it ends")
@@ -291,6 +306,8 @@ def simulate(
             rate=rate,
             queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
             agents=agents,
+            contact_rate=contact_rate,
+            floor_agents=floor_agents,
             duplicate_share=duplicate_share,
             invalid_share=invalid_share,
             timezone=timezone,

@@ -11,17 +11,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
 
-TOPICS = {
-    "ticket.opened": "cs.ticket.opened",
-    "ticket.first_reply": "cs.ticket.first_reply",
-    "ticket.resolved": "cs.ticket.resolved",
-    "survey.responded": "cs.survey.responded",
-}
+from stream.events import ENTITY_ID_FIELD
+from stream.kpi.types import TOPIC_OF_TYPE
+from stream.simulate.floor import Floor
+
+TOPICS = TOPIC_OF_TYPE
 DEFAULT_QUEUES = ("billing", "tech-support", "returns", "sales", "vip")
 T = TypeVar("T")
 
@@ -75,6 +74,19 @@ REQUIRED = {
     "ticket.first_reply": (),
     "ticket.resolved": (),
     "survey.responded": ("survey", "score"),
+    "contact.queued": ("queue", "channel"),
+    "contact.answered": (),
+    "contact.abandoned": (),
+    "contact.ended": (),
+    "contact.wrapped": (),
+    "agent.status": ("status",),
+}
+# A value outside the field's set, per type with an enum field.
+WRONG_ENUMS: Final = {
+    "ticket.opened": (("channel", "fax"), ("priority", "critical")),
+    "survey.responded": (("survey", "ces"),),
+    "contact.queued": (("channel", "email"),),
+    "agent.status": (("status", "lunch"),),
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -91,10 +103,14 @@ class SimConfig:
     invalid_share: float = 0.01  # of all records sent: events the processor must reject
     timezone: str = "UTC"  # of the diurnal curve and of the local-offset timestamps
     defects: tuple[str, ...] = DEFECTS  # JSONL output drops type_mismatch: no topic there
+    contact_rate: float = 0.0  # calls, chats and video per hour at the peak (0: no floor)
+    floor_agents: int = 40  # agents on the contact floor (agent-001 ..), on shifts
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.agents < 1 or not self.queues:
             raise ValueError("rate, agents and queues must be positive")
+        if self.contact_rate < 0 or self.floor_agents < 1:
+            raise ValueError("contact_rate must be >= 0 and floor_agents positive")
         if min(self.duplicate_share, self.invalid_share) < 0 or (
             self.duplicate_share + self.invalid_share >= 0.5
         ):
@@ -157,16 +173,45 @@ class Simulator:
         self._duplicate_p = config.duplicate_share / spent
         self._invalid_p = config.invalid_share / spent
         self._defects = {k: [d for d in config.defects if _applies(d, k)] for k in TOPICS}
+        # The topics this run writes to (a type mismatch picks another of them).
+        self._topics = [
+            topic
+            for kind, topic in TOPICS.items()
+            if config.contact_rate > 0 or kind.startswith(("ticket.", "survey."))
+        ]
+        self._floor = (
+            Floor(
+                self.rng,
+                self.start_ms,
+                self.tz,
+                config.contact_rate,
+                config.floor_agents,
+                config.queues,
+                self.diurnal,
+                self._prefix,
+            )
+            if config.contact_rate > 0
+            else None
+        )
 
     def events(self, end_ms: int | None) -> Iterator[SimulatedEvent]:
         for arrival_ms, load in self._arrivals():
             if end_ms is not None and arrival_ms >= end_ms:
                 break
+            self._run_floor(arrival_ms + 1)
             while self._heap and self._heap[0][0] <= arrival_ms:
                 yield heapq.heappop(self._heap)[2]
             self._open_ticket(arrival_ms, load)
+        if end_ms is not None:
+            self._run_floor(end_ms)
         while self._heap and (end_ms is None or self._heap[0][0] < end_ms):
             yield heapq.heappop(self._heap)[2]
+
+    def _run_floor(self, until_ms: int) -> None:
+        """Schedule what the contact floor emits before `until_ms`."""
+        if self._floor is not None:
+            for at, kind, entity, fields in self._floor.advance(until_ms):
+                self._emit(kind, entity, at, fields)
 
     def diurnal(self, ms: int) -> float:
         """Relative arrival rate 0..1 at this instant, in the configured time zone."""
@@ -260,17 +305,17 @@ class Simulator:
     def _push(self, emit_ms: int, event: SimulatedEvent) -> None:
         heapq.heappush(self._heap, (emit_ms, next(self._seq), event))
 
-    def _emit(self, kind: str, ticket: str, at: int, fields: dict[str, Any]) -> None:
+    def _emit(self, kind: str, entity: str, at: int, fields: dict[str, Any]) -> None:
         """Schedule one valid event, and maybe a re-sent copy and an invalid sibling."""
         rng = self.rng
         body = {
             "event_id": self._event_id(),
             "type": kind,
-            "ticket_id": ticket,
+            _id_field(kind): entity,
             "occurred_at": self._timestamp(at),
             **fields,
         }
-        key = ticket.encode()
+        key = entity.encode()
         emit_ms = at + (self._delay(30) if rng.random() < LATE_SHARE else 0)
         event = SimulatedEvent(TOPICS[kind], key, _json(body), emit_ms)
         self._push(emit_ms, event)
@@ -295,16 +340,13 @@ class Simulator:
             case "not_object":
                 return topic, _json([bad])
             case "missing_field":
-                del bad[
-                    rng.choice(("event_id", "type", "ticket_id", "occurred_at", *REQUIRED[kind]))
-                ]
+                id_field = _id_field(kind)
+                del bad[rng.choice(("event_id", "type", id_field, "occurred_at", *REQUIRED[kind]))]
             case "mistyped_field":
-                bad["ticket_id"] = self._tickets
-            case "wrong_enum" if kind == "ticket.opened":
-                field, value = rng.choice((("channel", "fax"), ("priority", "critical")))
-                bad[field] = value
+                bad[_id_field(kind)] = self._tickets
             case "wrong_enum":
-                bad["survey"] = "ces"
+                field, value = rng.choice(WRONG_ENUMS[kind])
+                bad[field] = value
             case "naive_timestamp":
                 bad["occurred_at"] = to_datetime(at).isoformat(timespec="milliseconds")[:-6]
             case "score_out_of_range":
@@ -312,7 +354,7 @@ class Simulator:
             case "too_long":
                 bad["event_id"] = "e" * 129
             case "type_mismatch":
-                topic = rng.choice([t for t in TOPICS.values() if t != topic])
+                topic = rng.choice([t for t in self._topics if t != topic])
         return topic, _json(bad)
 
 
@@ -321,7 +363,11 @@ def _json(value: Any) -> bytes:
     return bytes(memoryview(orjson.dumps(value)))
 
 
+def _id_field(kind: str) -> str:
+    return ENTITY_ID_FIELD[kind.partition(".")[0]]
+
+
 def _applies(defect: str, kind: str) -> bool:
     if defect == "wrong_enum":
-        return kind in ("ticket.opened", "survey.responded")
+        return kind in WRONG_ENUMS
     return defect != "score_out_of_range" or kind == "survey.responded"

@@ -28,12 +28,25 @@ TOPIC_OF = {
     "ticket.first_reply": "cs.ticket.first_reply",
     "ticket.resolved": "cs.ticket.resolved",
     "survey.responded": "cs.survey.responded",
+    "contact.queued": "cs.contact.queued",
+    "contact.answered": "cs.contact.answered",
+    "contact.abandoned": "cs.contact.abandoned",
+    "contact.ended": "cs.contact.ended",
+    "contact.wrapped": "cs.contact.wrapped",
+    "agent.status": "cs.agent.status",
 }
+TICKET_TOPICS = {t for k, t in TOPIC_OF.items() if k.startswith(("ticket.", "survey."))}
 FIRST_RESPONSE_TARGET = {"urgent": 900, "high": 3600, "normal": 14400, "low": 86400}
 RESOLUTION_TARGET = {"urgent": 14400, "high": 86400, "normal": 259200, "low": 604800}
 REQUIRED_FIELDS: dict[str, dict[str, type]] = {
     "ticket.opened": {"queue": str, "channel": str, "priority": str},
     "survey.responded": {"survey": str, "score": int},
+    "contact.queued": {"queue": str, "channel": str},
+    "agent.status": {"status": str},
+}
+ENUMS = {
+    ("contact.queued", "channel"): ("phone", "chat", "video", "other"),
+    ("agent.status", "status"): ("available", "busy", "after_contact_work", "away", "offline"),
 }
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
@@ -46,9 +59,12 @@ def violation(topic: str | None, key: bytes | None, value: bytes) -> str | None:
         return "invalid_json"
     if not isinstance(event, dict):
         return "not_object"
-    if any(name not in event for name in ("event_id", "type", "ticket_id", "occurred_at")):
+    id_field = {"contact": "contact_id", "agent": "agent_id"}.get(
+        str(event.get("type")).split(".")[0], "ticket_id"
+    )
+    if any(name not in event for name in ("event_id", "type", id_field, "occurred_at")):
         return "missing_field"
-    for name in ("event_id", "ticket_id"):
+    for name in ("event_id", id_field):
         if not isinstance(event[name], str) or not 1 <= len(event[name]) <= 128:
             return "invalid_field"
     kind = event["type"]
@@ -56,7 +72,7 @@ def violation(topic: str | None, key: bytes | None, value: bytes) -> str | None:
         return "unknown_type"
     if topic is not None and TOPIC_OF[kind] != topic:
         return "type_mismatch"
-    if key is not None and key != event["ticket_id"].encode():
+    if key is not None and key != event[id_field].encode():
         return "key_mismatch"
     occurred = event["occurred_at"]
     if isinstance(occurred, str) and not RFC3339.fullmatch(occurred):
@@ -69,6 +85,8 @@ def violation(topic: str | None, key: bytes | None, value: bytes) -> str | None:
     if any(type(event[name]) is not cls for name, cls in required.items()):
         return "invalid_field"
     if "agent_id" in event and not isinstance(event["agent_id"], str):
+        return "invalid_field"
+    if any(event[f] not in allowed for (k, f), allowed in ENUMS.items() if k == kind):
         return "invalid_field"
     if kind == "ticket.opened" and (
         event["channel"] not in ("phone", "email", "chat", "social", "web", "other")
@@ -387,7 +405,7 @@ def test_stats_summary_counts_by_topic() -> None:
         stats.add(record)
     assert stats.duplicates > 0
     assert stats.invalid > 0
-    assert set(stats.by_topic) == set(TOPIC_OF.values())
+    assert set(stats.by_topic) == TICKET_TOPICS
     assert f"cs.ticket.opened {stats.by_topic['cs.ticket.opened']}" in stats.summary()
 
 
