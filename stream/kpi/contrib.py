@@ -98,12 +98,20 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
             breached = sla.first_response_breached(opened.priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
-        if ticket.resolved_at is not None:
+        if ticket.resolved_at is not None and ticket.is_resolved:
             resolution = max(0, ticket.resolved_at - opened.at)
             sla_resolution = sla.elapsed_ms(opened.at, ticket.resolved_at)
             breached = sla.resolution_breached(opened.priority, sla_resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
-            parts.append(_timed(ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist))
+            at, increments = _timed(
+                ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist
+            )
+            life = (
+                (Layout.RES_ONE_TOUCH, int(ticket.replies == 1 and ticket.reopens == 0)),
+                (Layout.RES_REOPENED, int(ticket.reopens > 0)),
+                (Layout.RES_REPLIES_SUM, ticket.replies),
+            )
+            parts.append((at, increments + life))
     else:
         dims = UNKNOWN_DIMS
     if ticket.csat is not None:
@@ -121,7 +129,7 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
         parts.append((bucket(ticket.nps.at), ((Layout.NPS + nps_category(ticket.nps.score), 1),)))
     if not parts:
         return None
-    is_open = opened is not None and ticket.resolved_at is None
+    is_open = opened is not None and not ticket.is_resolved
     awaiting = None
     if is_open and opened and ticket.first_reply_at is None:
         awaiting = (policy.for_queue(opened.queue).clock(opened.at), opened.at)

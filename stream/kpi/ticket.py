@@ -49,6 +49,21 @@ class Ticket:
     nps: SurveyAnswer | None = None
     last_event_at: int = 0
     seen: frozenset[int] = frozenset()
+    # Contract section 9 (and the agents section 8 attributes work to):
+    first_reply_event_id: str | None = None  # the reply giving first_reply_at
+    first_reply_agent: str | None = None  # its agent_id
+    replies: int = 0  # distinct ticket.first_reply and ticket.replied events
+    resolved_event_id: str | None = None  # the resolve with the largest (occurred_at, id)
+    resolved_agent: str | None = None  # its agent_id
+    reopened_at: int | None = None  # largest occurred_at of ticket.reopened
+    reopens: int = 0  # distinct ticket.reopened events
+
+    @property
+    def is_resolved(self) -> bool:
+        """Resolved: its latest resolve is at or after every reopen (section 9)."""
+        return self.resolved_at is not None and (
+            self.reopened_at is None or self.resolved_at >= self.reopened_at
+        )
 
     def is_expired(self, now_ms: int, retention_ms: int) -> bool:
         """True once `retention_ms` have passed since the ticket's latest event time."""
@@ -82,12 +97,31 @@ def merge(ticket: Ticket | None, event: Event) -> tuple[Ticket, bool]:
         current = ticket.opened
         if current is None or (candidate.at, candidate.event_id) < (current.at, current.event_id):
             changes["opened"] = candidate
-    elif event.type == "ticket.first_reply":
-        if ticket.first_reply_at is None or event.occurred_at < ticket.first_reply_at:
+    elif event.type in ("ticket.first_reply", "ticket.replied"):
+        if not duplicate:
+            changes["replies"] = ticket.replies + 1
+        first = ticket.first_reply_at
+        if first is None or (event.occurred_at, event.event_id) < (
+            first,
+            ticket.first_reply_event_id or "",
+        ):
             changes["first_reply_at"] = event.occurred_at
+            changes["first_reply_event_id"] = event.event_id
+            changes["first_reply_agent"] = event.agent_id
     elif event.type == "ticket.resolved":
-        if ticket.resolved_at is None or event.occurred_at > ticket.resolved_at:
+        last = ticket.resolved_at
+        if last is None or (event.occurred_at, event.event_id) > (
+            last,
+            ticket.resolved_event_id or "",
+        ):
             changes["resolved_at"] = event.occurred_at
+            changes["resolved_event_id"] = event.event_id
+            changes["resolved_agent"] = event.agent_id
+    elif event.type == "ticket.reopened":
+        if not duplicate:
+            changes["reopens"] = ticket.reopens + 1
+        if ticket.reopened_at is None or event.occurred_at > ticket.reopened_at:
+            changes["reopened_at"] = event.occurred_at
     elif event.type == "survey.responded":
         kind = "csat" if event.survey == "csat" else "nps"
         answer = SurveyAnswer(event.occurred_at, event.event_id, event.score or 0)
@@ -121,13 +155,20 @@ def dumps(ticket: Ticket) -> bytes:
             _dump_answer(ticket.nps),
             ticket.last_event_at,
             sorted(ticket.seen),
+            ticket.first_reply_event_id,
+            ticket.first_reply_agent,
+            ticket.replies,
+            ticket.resolved_event_id,
+            ticket.resolved_agent,
+            ticket.reopened_at,
+            ticket.reopens,
         ]
     )
 
 
 def loads(raw: bytes) -> Ticket:
     """Inverse of `dumps`."""
-    ticket_id, opened, first_reply_at, resolved_at, csat, nps, last, seen = orjson.loads(raw)
+    ticket_id, opened, first_reply_at, resolved_at, csat, nps, last, seen, *life = orjson.loads(raw)
     return Ticket(
         ticket_id,
         None if opened is None else _opened(*opened),
@@ -137,6 +178,7 @@ def loads(raw: bytes) -> Ticket:
         None if nps is None else SurveyAnswer(*nps),
         last,
         frozenset(seen),
+        *life,
     )
 
 

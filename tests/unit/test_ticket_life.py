@@ -63,9 +63,7 @@ LIFE = [
         1,
         id="one-touch",
     ),
-    pytest.param(
-        [resolved("t", t("09:30:00"))], None, 1800, 0, 0, 0, id="resolved-without-reply"
-    ),
+    pytest.param([resolved("t", t("09:30:00"))], None, 1800, 0, 0, 0, id="resolved-without-reply"),
     pytest.param(
         [
             first_reply("t", t("09:10:00")),
