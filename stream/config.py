@@ -24,6 +24,8 @@ from stream.kpi.calendar import WEEKDAYS, Calendar, DayHours
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S, DEFAULT_RESOLUTION_S, QueuePolicy, SlaPolicy
 from stream.kpi.types import CONTACT_CHANNELS, PRIORITIES
 
+# The KPI levels of the whole product (docs/decisions/thresholds.md): the wallboard's
+# colours, the Grafana dashboard's, the alerts (below amber) and the SLO objectives (green).
 DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
     "first_response_time_average_seconds": {
         "direction": "lower_is_better",
@@ -45,8 +47,8 @@ DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
         "green": 0.9,
         "amber": 0.8,
     },
-    "csat_ratio": {"direction": "higher_is_better", "green": 0.85, "amber": 0.75},
-    "nps_score": {"direction": "higher_is_better", "green": 30, "amber": 0},
+    "csat_ratio": {"direction": "higher_is_better", "green": 0.85, "amber": 0.8},
+    "nps_score": {"direction": "higher_is_better", "green": 30, "amber": 20},
 }
 TOP_LEVEL_KEYS: Final = frozenset(
     {
@@ -436,9 +438,10 @@ class Settings:
     """Everything a worker reads from the environment (KPI_* variables)."""
 
     broker: str = "kafka://localhost:9092"
-    web_host: str = "0.0.0.0"
+    web_host: str = "127.0.0.1"  # only this machine; deployments set 0.0.0.0 explicitly
     web_port: int = 6066
     advertised_url: str | None = None
+    cluster_token: str | None = field(default=None, repr=False)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     sla_config: Path | None = None
     data_dir: Path = Path(".kpi-data")
@@ -493,6 +496,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
         web_port=number("KPI_WEB_PORT", Settings.web_port, 1, 65535),
         advertised_url=text("KPI_ADVERTISED_URL"),
+        cluster_token=text("KPI_CLUSTER_TOKEN"),
         timezone=timezone,
         sla_config=sla_config,
         data_dir=path("KPI_DATA_DIR") or Settings.data_dir,

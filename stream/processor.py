@@ -1,48 +1,84 @@
-"""The worker's state machine, free of Faust: events in, ticket records and KPI indexes out.
+"""The worker's state machine, free of Kafka: messages in, entity records and KPI indexes out.
 
-The Faust agent hands each raw message to `Processor.handle` together with the ticket
-table (any mutable mapping). The processor validates, merges, updates the index of the
-message's partition and counts outcomes; the agent only does the I/O around it.
+Records are kept per table and per partition (the partition a message came in on; its
+changelog record goes to the same partition number). Each entity kind
+(`stream.kpi.entity.EntityKind`) folds its own events; the processor does the generic part:
+decode, duplicate check by event-id fingerprint, the `max_events_per_entity` bound, the
+partition check for new entities, and the index update (old contribution out, new in).
+The runtime asks it for `topics` and `tables` and knows nothing about tickets.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.config import KpiConfig
-from stream.events import Rejection, decode
-from stream.kpi.contrib import Contribution, Layout, contribution
-from stream.kpi.index import KpiIndex
+from stream.events import Event, Rejection, decode
+from stream.kpi.contrib import Layout
+from stream.kpi.entity import (
+    EntityKind,
+    EntityRecord,
+    Index,
+    admit,
+    fingerprint,
+    has_seen,
+    partition_of,
+    seen_count,
+)
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.ticket import Ticket, merge
+from stream.kpi.ticket import TicketKind
+
+# The entity kinds a worker runs, each built from the KPI policy and the time zone.
+KINDS: Final = (TicketKind,)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one message: accepted, duplicate, or rejected (with a reason).
+class Outcome(NamedTuple):
+    """What happened to one message, and the entity record it changed (if any).
 
-    `ticket` is the new record when it changed and must be written back.
+    A named tuple (immutable, fields by name) because one is made per message. A duplicate
+    names a record too when its content still changed it (two events under one id).
     """
 
-    kind: str
-    rejection: Rejection | None = None
-    ticket: Ticket | None = None
+    kind: str  # "accepted" | "duplicate" | "rejected"
+    rejection: Rejection | None  # when rejected: fixed reason word + detail
+    table: str | None = None  # entity table the message changed
+    key: str | None = None  # id of the changed entity
 
 
-UNCHANGED = {True: Outcome("duplicate"), False: Outcome("accepted")}
+DUPLICATE: Final = Outcome("duplicate", None)
+NO_KEY: Final = Rejection("key_mismatch", "message has no key")
+WRONG_PARTITION: Final = Rejection(
+    "wrong_partition", "the key does not hash to this partition (Kafka's default partitioner)"
+)
+TOO_MANY_EVENTS: Final = Rejection(
+    "too_many_events", "the entity already holds max_events_per_entity distinct events"
+)
+# Reason words the processor adds to those of `stream.events.REASONS`.
+REASONS: Final = (WRONG_PARTITION.reason, TOO_MANY_EVENTS.reason)
+
+Kind = EntityKind[Any, Any]
 
 
 class Processor:
-    """Per-partition KPI indexes of the partitions this worker owns, and pipeline counters."""
+    """Entity records and KPI indexes of the partitions this worker holds, and counters."""
 
-    def __init__(self, config: KpiConfig, tz: ZoneInfo, started_ms: int = 0) -> None:
+    def __init__(
+        self, config: KpiConfig, tz: ZoneInfo, partitions: int, started_ms: int = 0
+    ) -> None:
         self.config = config
-        self.tz = tz
-        self.layout = Layout(config.sla)
-        self.indexes: dict[int, KpiIndex] = {}
+        self.partitions = partitions
+        self.kinds: dict[str, Kind] = {k.table: k for k in (make(config, tz) for make in KINDS)}
+        self.kind_of_topic = {t: k for k in self.kinds.values() for t in k.topics}
+        self.tables = tuple(self.kinds)
+        self.topics = tuple(self.kind_of_topic)
+        self.layout = Layout(config.sla)  # the slots of the ticket cells, for the exposition
+        self.max_events = config.max_events_per_entity
+        self._records: dict[str, dict[int, dict[str, EntityRecord]]] = {t: {} for t in self.tables}
+        self._indexes: dict[str, dict[int, Index[Any]]] = {t: {} for t in self.tables}
+        self.assigned: set[int] = set()
         self.events: Counter[tuple[str, str]] = Counter()
         self.rejections: Counter[tuple[str, str]] = Counter()
         self.last_event_occurred_ms: int | None = None
@@ -51,70 +87,150 @@ class Processor:
 
     def handle(
         self,
-        tickets: MutableMapping[str, Ticket],
         topic: str,
         partition: int,
         key: bytes | None,
         value: bytes | None,
         now_ms: int,
     ) -> Outcome:
-        """Validate and apply one message of `topic`/`partition`."""
+        """Validate and apply one message of (unprefixed) `topic` / `partition`."""
         self.last_processed_ms = now_ms
         event = decode(value or b"", now_ms, topic=topic, key=key)
         if isinstance(event, Rejection):
-            self.events[topic, "rejected"] += 1
-            self.rejections[topic, event.reason] += 1
-            return Outcome("rejected", event)
-        old = tickets.get(event.entity_id)
-        new, duplicate = merge(old, event)
-        kind = "duplicate" if duplicate else "accepted"
-        self.events[topic, kind] += 1
-        if self.last_event_occurred_ms is None or event.occurred_at > self.last_event_occurred_ms:
-            self.last_event_occurred_ms = event.occurred_at
-        if new is old:
-            return UNCHANGED[duplicate]
-        tickets[event.entity_id] = new
-        index = self.indexes.get(partition)
-        if index is not None:
-            index.update(self.contribution(old), self.contribution(new))
-        return Outcome(kind, ticket=new)
+            return self._rejected(topic, event)
+        if key is None:
+            return self._rejected(topic, NO_KEY)
+        return self.apply(topic, partition, event)
 
-    def contribution(self, ticket: Ticket | None) -> Contribution | None:
-        """A ticket's contribution under this worker's policy (None for no ticket)."""
-        return None if ticket is None else contribution(ticket, self.config.sla, self.layout)
-
-    def assign(self, partitions: Iterable[int], tickets: Iterable[tuple[int, Ticket]]) -> None:
-        """Build the indexes of newly owned `partitions` from their ticket records."""
-        fresh = {p: KpiIndex(self.config.sla, self.layout, self.tz) for p in partitions}
-        for partition, ticket in tickets:
-            index = fresh.get(partition)
+    def apply(self, topic: str, partition: int, event: Event) -> Outcome:
+        """Fold a decoded event of `topic` into its entity on `partition`."""
+        kind = self.kind_of_topic[topic]
+        table = kind.table
+        key = event.entity_id
+        records = self._records[table].get(partition)
+        if records is None:
+            records = self._records[table][partition] = {}
+        record = records.get(key)
+        mark = fingerprint(event.event_id)
+        index = self._indexes[table].get(partition)
+        old = None
+        if record is None:
+            # Checked once per entity: a record only ever lives on its key's partition.
+            if self.partitions > 1 and partition_of(key, self.partitions) != partition:
+                return self._rejected(topic, WRONG_PARTITION)
+            record = records[key] = kind.new()
+            duplicate = False
+        else:
+            duplicate = has_seen(record.seen, mark)
+            if not duplicate and seen_count(record.seen) >= self.max_events:
+                return self._rejected(topic, TOO_MANY_EVENTS)
             if index is not None:
-                index.update(None, contribution(ticket, self.config.sla, self.layout))
-        self.indexes.update(fresh)
+                old = kind.contribution(record)
+        last = self.last_event_occurred_ms
+        if last is None or event.occurred_at > last:
+            self.last_event_occurred_ms = event.occurred_at
+        if duplicate:
+            # A seen id is still folded in: a redelivery changes nothing, and two different
+            # events under one id give the same state in any order (the join of both).
+            self.events[topic, "duplicate"] += 1
+            moved = event.occurred_at > record.last_event_at
+            if moved:
+                record.last_event_at = event.occurred_at
+            if kind.apply(record, event):
+                if index is not None:
+                    index.update(old, kind.contribution(record))
+            elif not moved:
+                return DUPLICATE
+            return Outcome("duplicate", None, table, key)
+        admit(record, mark, event.occurred_at)
+        changed = kind.apply(record, event) or old is None
+        if index is not None and changed:
+            index.update(old, kind.contribution(record))
+        self.events[topic, "accepted"] += 1
+        return Outcome("accepted", None, table, key)
+
+    def _rejected(self, topic: str, rejection: Rejection) -> Outcome:
+        self.events[topic, "rejected"] += 1
+        self.rejections[topic, rejection.reason] += 1
+        return Outcome("rejected", rejection)
+
+    def record_bytes(self, table: str, partition: int, key: str) -> bytes | None:
+        """The changelog value of an entity now (None: it is gone, write a tombstone)."""
+        record = self._records[table].get(partition, {}).get(key)
+        return None if record is None else self.kinds[table].dumps(record)
+
+    def restore(
+        self, table: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
+    ) -> None:
+        """Load changelog records in bulk (a later one wins, None deletes)."""
+        kind = self.kinds[table]
+        loads = kind.loads
+        store = self._records[table].setdefault(partition, {})
+        index = self._indexes[table].get(partition)
+        for raw_key, value in records:
+            key = raw_key.decode()
+            if index is not None:  # restoring into a served partition: keep its index exact
+                old = store.get(key)
+                new = None if value is None else loads(value)
+                index.update(
+                    None if old is None else kind.contribution(old),
+                    None if new is None else kind.contribution(new),
+                )
+                if new is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = new
+            elif value is None:
+                store.pop(key, None)
+            else:
+                store[key] = loads(value)
+
+    def records(self, table: str, partition: int) -> Iterable[tuple[str, bytes]]:
+        """Every (key, changelog value) of a table partition, for local snapshots."""
+        dumps = self.kinds[table].dumps
+        return [(k, dumps(r)) for k, r in self._records[table].get(partition, {}).items()]
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Build the indexes of newly owned partitions from their records; serve them."""
+        for partition in partitions:
+            if partition in self.assigned:
+                continue
+            for table, kind in self.kinds.items():
+                index = kind.new_index()
+                contribution = kind.contribution
+                found = (contribution(r) for r in self._records[table].get(partition, {}).values())
+                index.build([c for c in found if c is not None])
+                self._indexes[table][partition] = index
+            self.assigned.add(partition)
 
     def revoke(self, partitions: Iterable[int]) -> None:
-        """Forget the indexes of partitions this worker no longer owns."""
+        """Drop the records and indexes of partitions this worker no longer owns."""
         for partition in partitions:
-            self.indexes.pop(partition, None)
+            for table in self.tables:
+                self._records[table].pop(partition, None)
+                self._indexes[table].pop(partition, None)
+            self.assigned.discard(partition)
 
-    def expired(
-        self, tickets: Iterable[tuple[str, Ticket]], now_ms: int
-    ) -> list[tuple[str, Ticket]]:
-        """The (id, record) pairs of tickets past their retention at `now_ms`."""
-        retention = self.config.retention_ms
-        return [(tid, ticket) for tid, ticket in tickets if ticket.is_expired(now_ms, retention)]
-
-    def forget(self, partition: int, ticket: Ticket) -> None:
-        """Take an expired ticket out of its partition's index."""
-        index = self.indexes.get(partition)
-        if index is not None:
-            index.update(self.contribution(ticket), None)
+    def expire(self, now_ms: int) -> list[tuple[str, int, str]]:
+        """Remove entities past retention; their (table, partition, key) need tombstones."""
+        removed = []
+        for table, kind in self.kinds.items():
+            cutoff = now_ms - kind.retention_ms
+            for partition, records in self._records[table].items():
+                index = self._indexes[table].get(partition)
+                for key in [k for k, r in records.items() if r.last_event_at < cutoff]:
+                    record = records.pop(key)
+                    if index is not None:
+                        index.update(kind.contribution(record), None)
+                    removed.append((table, partition, key))
+        return removed
 
     def snapshot(self, now_ms: int) -> Snapshot:
         """The merged snapshot of every owned partition at `now_ms` (queues not yet capped)."""
         merged = Snapshot(now_ms)
-        for partition, index in sorted(self.indexes.items()):
-            part = index.snapshot(now_ms)
-            part.partitions = frozenset({partition})
-            merged.merge(part)
+        for partition in sorted(self.assigned):
+            for indexes in self._indexes.values():
+                part = indexes[partition].snapshot(now_ms)
+                part.partitions = frozenset({partition})
+                merged.merge(part)
         return merged

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import Metric
 
 from stream.centre_metrics import CentreCollector
 from stream.config import KpiConfig
@@ -23,11 +22,11 @@ from stream.kpi import agent, contact
 from stream.kpi.agent import Agent
 from stream.kpi.centre import CentreSnapshot, ContactIndex
 from stream.kpi.contact import Contact
-from stream.kpi.contrib import Layout, contribution
-from stream.kpi.index import KpiIndex
+from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.ticket import Ticket, merge
-from stream.metrics import components, kpi_gauges
+from stream.kpi.types import TOPIC_OF_TYPE
+from stream.metrics import SnapshotCollector
+from stream.processor import Outcome, Processor
 
 
 @dataclass
@@ -45,35 +44,44 @@ class BatchResult:
 
 
 def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneInfo) -> BatchResult:
-    """Fold every valid line into its entity, then build the snapshots at `now_ms`."""
-    tickets: dict[str, Ticket] = {}
+    """Fold every valid line into its entity, then build the snapshots at `now_ms`.
+
+    Tickets go through the worker's own processor on one partition (so no key can be on
+    a wrong partition; duplicates, `max_events_per_entity` and retention are its code).
+    Contacts and agents use their merges directly until they are processor entity kinds.
+    """
+    processor = Processor(config, tz, partitions=1)
     contacts: dict[str, Contact] = {}
     agents: dict[str, Agent] = {}
-    layout = Layout(config.sla)
-    result = BatchResult(Snapshot(now_ms), layout, config, CentreSnapshot(now_ms))
+    result = BatchResult(Snapshot(now_ms), processor.layout, config, CentreSnapshot(now_ms))
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         event = decode(line, now_ms)
         if isinstance(event, Rejection):
-            result.rejected[event.reason] += 1
-            if len(result.first_rejections) < 20:
-                result.first_rejections.append((number, event.reason, event.detail))
-            continue
-        entity_id = event.entity_id
-        if event.type.startswith("contact."):
-            contacts[entity_id], duplicate = contact.merge(contacts.get(entity_id), event)
+            outcome = Outcome("rejected", event)
+        elif event.type.startswith("contact."):
+            contacts[event.entity_id], duplicate = contact.merge(
+                contacts.get(event.entity_id), event
+            )
+            outcome = Outcome("duplicate" if duplicate else "accepted", None)
         elif event.type.startswith("agent."):
-            agents[entity_id], duplicate = agent.merge(agents.get(entity_id), event)
+            agents[event.entity_id], duplicate = agent.merge(agents.get(event.entity_id), event)
+            outcome = Outcome("duplicate" if duplicate else "accepted", None)
         else:
-            tickets[entity_id], duplicate = merge(tickets.get(entity_id), event)
+            outcome = processor.apply(TOPIC_OF_TYPE[event.type], 0, event)
+        if outcome.rejection is not None:
+            result.rejected[outcome.rejection.reason] += 1
+            if len(result.first_rejections) < 20:
+                result.first_rejections.append(
+                    (number, outcome.rejection.reason, outcome.rejection.detail)
+                )
+            continue
         result.accepted += 1
-        result.duplicates += duplicate
-    index = KpiIndex(config.sla, layout, tz)
-    for ticket in tickets.values():
-        if not ticket.is_expired(now_ms, config.retention_ms):
-            index.update(None, contribution(ticket, config.sla, layout))
-    result.snapshot = index.snapshot(now_ms).cap_queues(config.max_queues)
+        result.duplicates += outcome.kind == "duplicate"
+    processor.expire(now_ms)
+    processor.assign([0])
+    result.snapshot = processor.snapshot(now_ms).cap_queues(config.max_queues)
     contact_index = ContactIndex(config.contact_stale_ms)
     for record in contacts.values():
         if not record.is_expired(now_ms, config.retention_ms):
@@ -82,17 +90,6 @@ def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneIn
     centre.add_agents(agents.values(), tz, config.agent_stale_ms)
     result.centre = centre.capped(config.max_queues, config.max_agents)
     return result
-
-
-class SnapshotCollector:
-    """A prometheus_client collector over fixed snapshots (system-wide and local)."""
-
-    def __init__(self, system: Snapshot, local: Snapshot, layout: Layout) -> None:
-        self.system, self.local, self.layout = system, local, layout
-
-    def collect(self) -> Iterator[Metric]:
-        yield from kpi_gauges(self.system, self.layout)
-        yield from components(self.local, self.layout)
 
 
 def _collectors(result: BatchResult, per_agent: bool) -> list[Any]:

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from aiokafka.errors import KafkaError
 
 from stream.config import KpiConfig, Settings
-from stream.runtime.adapter import Processor
-from stream.runtime.logs import configure_logging
+from stream.processor import Processor
+from stream.runtime.logs import configure_logging, held_at_start
 from stream.runtime.loop import EntityProcessor, Runtime
 from stream.runtime.topics import TopicError
 from stream.web.server import WebServer
@@ -46,17 +46,21 @@ async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop)
     web = WebServer(runtime)
+    await web.start()  # /healthz answers from the start; /readyz once partitions are served
     try:
         await runtime.start()
     except (KafkaError, OSError) as exc:
-        log.critical("cannot reach the Kafka broker KPI_BROKER=%s: %r", settings.broker, exc)
-        await runtime.close()
+        cause = f" ({held_at_start.last})" if held_at_start.last else ""
+        log.critical(
+            "cannot reach the Kafka broker KPI_BROKER=%s: %r%s", settings.broker, exc, cause
+        )
+        await asyncio.gather(web.stop(), runtime.close())
         return 1
     except TopicError as exc:
         log.critical("cannot start: %s", exc)
-        await runtime.close()
+        await asyncio.gather(web.stop(), runtime.close())
         return 1
-    await web.start()
+    held_at_start.release()
     try:
         await runtime.run()
     except Exception as exc:

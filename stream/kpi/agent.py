@@ -18,7 +18,7 @@ from typing import Final
 import orjson
 
 from stream.events import MAX_FUTURE_MS, Event
-from stream.kpi.ticket import fingerprint
+from stream.kpi.entity import fingerprint
 from stream.kpi.types import AGENT_STATUSES
 
 TABLE: Final = "agents"
@@ -45,7 +45,7 @@ class Agent:
     timeline: tuple[Status, ...] = ()
 
     @property
-    def seen(self) -> frozenset[int]:
+    def seen(self) -> frozenset[bytes]:
         """Fingerprints of the kept events (a dropped old event counts as new if it returns)."""
         return frozenset(fingerprint(s.event_id) for s in self.timeline)
 

@@ -15,7 +15,7 @@ import orjson
 
 from stream.config import KpiConfig
 from stream.events import Event
-from stream.kpi.ticket import fingerprint
+from stream.kpi.entity import fingerprint
 from stream.kpi.windows import bucket
 
 TABLE: Final = "contacts"
@@ -55,7 +55,7 @@ class Contact:
     ended_at: int | None = None  # largest contact.ended
     wrapped_at: int | None = None  # largest contact.wrapped
     last_event_at: int = 0
-    seen: frozenset[int] = frozenset()
+    seen: frozenset[bytes] = frozenset()
 
     def is_expired(self, now_ms: int, retention_ms: int) -> bool:
         """True once `retention_ms` have passed since the contact's latest event time."""
@@ -204,7 +204,7 @@ def dumps(contact: Contact) -> bytes:
             contact.ended_at,
             contact.wrapped_at,
             contact.last_event_at,
-            sorted(contact.seen),
+            [mark.hex() for mark in sorted(contact.seen)],
         ]
     )
 
@@ -222,5 +222,5 @@ def loads(raw: bytes) -> Contact:
         ended_at,
         wrapped_at,
         last,
-        frozenset(seen),
+        frozenset(bytes.fromhex(mark) for mark in seen),
     )

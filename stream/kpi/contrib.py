@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from stream.kpi.sla import SlaPolicy
-from stream.kpi.ticket import Ticket
 from stream.kpi.types import UNKNOWN_DIMS, Dims
-from stream.kpi.windows import bucket
+from stream.kpi.windows import MINUTE_MS, bucket
+
+if TYPE_CHECKING:
+    from stream.kpi.ticket import Ticket
 
 # Histogram bounds (seconds) of contract section 5: from "answered within a minute" up to
 # the longest default targets; every configured target is added so SLA lines are exact.
@@ -67,14 +68,15 @@ def _bounds(defaults_s: tuple[int, ...], targets_ms: Iterable[int]) -> tuple[int
 
 
 Increments = tuple[tuple[int, int], ...]
+OPENED_INCREMENT: Final[Increments] = ((Layout.OPENED, 1),)
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
+class Contribution(NamedTuple):
     """What one ticket adds: slot increments per minute bucket, and its live state.
 
     `awaiting` is (SLA clock at opening, opened_at) of a ticket awaiting its first reply:
     the clock decides its SLA state at any later instant (section 10), opened_at its age.
+    A named tuple rather than a frozen dataclass: built twice per event, it must be cheap.
     """
 
     dims: Dims
@@ -86,22 +88,24 @@ class Contribution:
 def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
     """The contribution of `ticket` under `policy` (the file's, resolved per queue), or None
     when it adds nothing. Breaches count SLA time; sums and histograms calendar time."""
-    opened = ticket.opened
+    opened_at = ticket.opened_at
     parts: list[tuple[int, Increments]] = []
-    if opened is not None:
-        dims: Dims = (opened.queue, opened.channel, opened.priority)
-        sla = policy.for_queue(opened.queue)
-        parts.append((bucket(opened.at), ((Layout.OPENED, 1),)))
+    if opened_at is not None:
+        queue: str = ticket.queue  # type: ignore[assignment]  # set with opened_at
+        priority: str = ticket.priority  # type: ignore[assignment]
+        dims: Dims = (queue, ticket.channel, priority)  # type: ignore[assignment]
+        sla = policy.for_queue(queue)
+        parts.append((opened_at // MINUTE_MS, OPENED_INCREMENT))
         if ticket.first_reply_at is not None:
-            frt = max(0, ticket.first_reply_at - opened.at)
-            sla_frt = sla.elapsed_ms(opened.at, ticket.first_reply_at)
-            breached = sla.first_response_breached(opened.priority, sla_frt)
+            frt = max(0, ticket.first_reply_at - opened_at)
+            sla_frt = sla.elapsed_ms(opened_at, ticket.first_reply_at)
+            breached = sla.first_response_breached(priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
         if ticket.resolved_at is not None and ticket.is_resolved:
-            resolution = max(0, ticket.resolved_at - opened.at)
-            sla_resolution = sla.elapsed_ms(opened.at, ticket.resolved_at)
-            breached = sla.resolution_breached(opened.priority, sla_resolution)
+            resolution = max(0, ticket.resolved_at - opened_at)
+            sla_resolution = sla.elapsed_ms(opened_at, ticket.resolved_at)
+            breached = sla.resolution_breached(priority, sla_resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
             at, increments = _timed(
                 ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist
@@ -129,10 +133,10 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
         parts.append((bucket(ticket.nps.at), ((Layout.NPS + nps_category(ticket.nps.score), 1),)))
     if not parts:
         return None
-    is_open = opened is not None and not ticket.is_resolved
+    is_open = opened_at is not None and not ticket.is_resolved
     awaiting = None
-    if is_open and opened and ticket.first_reply_at is None:
-        awaiting = (policy.for_queue(opened.queue).clock(opened.at), opened.at)
+    if opened_at is not None and is_open and ticket.first_reply_at is None:
+        awaiting = (sla.clock(opened_at), opened_at)
     return Contribution(dims, tuple(parts), is_open, awaiting)
 
 

@@ -8,9 +8,10 @@ Window totals slide incrementally as the clock moves, which keeps a scrape O(lab
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-from stream.kpi.contrib import Contribution, Layout
+from stream.kpi.contrib import Contribution, Increments, Layout
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import Dims
@@ -38,10 +39,34 @@ class KpiIndex:
         """Replace a ticket's old contribution with its new one."""
         if old == new:
             return
+        if old is not None and new is not None and old.dims == new.dims:
+            # Only what differs: a first reply adds its part and leaves the opened one.
+            old_parts, new_parts = old.parts, new.parts
+            self._add_parts(old.dims, [p for p in old_parts if p not in new_parts], -1)
+            self._add_parts(new.dims, [p for p in new_parts if p not in old_parts], 1)
+            if old.open != new.open or old.awaiting != new.awaiting:
+                self._add_live(old, -1)
+                self._add_live(new, 1)
+            return
         if old is not None:
-            self._apply(old, -1)
+            self._add_parts(old.dims, old.parts, -1)
+            self._add_live(old, -1)
         if new is not None:
-            self._apply(new, 1)
+            self._add_parts(new.dims, new.parts, 1)
+            self._add_live(new, 1)
+
+    def build(self, contributions: list[Contribution]) -> None:
+        """Add the contributions of many tickets into this (empty) index at once.
+
+        Same result as one `update(None, c)` each, but the awaiting lists are sorted once
+        instead of kept sorted per insert.
+        """
+        awaiting = self.awaiting
+        for found in contributions:
+            self._add_parts(found.dims, found.parts, 1)
+            self._add_live(found, 1, keep_sorted=False)
+        for waiting in awaiting.values():
+            waiting.sort()
 
     def snapshot(self, now_ms: int) -> Snapshot:
         """Window totals and live SLA state at `now_ms` (which should not go backwards)."""
@@ -100,18 +125,24 @@ class KpiIndex:
                 else:
                     del totals[dims]
 
-    def _apply(self, contribution: Contribution, sign: int) -> None:
-        dims = contribution.dims
-        for b, increments in contribution.parts:
-            if self.horizon is not None and b < self.horizon:
+    def _add_parts(self, dims: Dims, parts: Iterable[tuple[int, Increments]], sign: int) -> None:
+        horizon, ranges, totals = self.horizon, self.ranges, self.totals
+        for b, increments in parts:
+            if horizon is not None and b < horizon:
                 continue
-            self._increment(self.cells.setdefault(b, {}), dims, increments, sign)
-            if not self.cells[b]:
+            cells = self.cells.get(b)
+            if cells is None:
+                cells = self.cells[b] = {}
+            self._increment(cells, dims, increments, sign)
+            if not cells:
                 del self.cells[b]
-            if self.ranges is not None:
-                for name, (first, last) in self.ranges.items():
+            if ranges is not None:
+                for name, (first, last) in ranges.items():
                     if first <= b <= last:
-                        self._increment(self.totals[name], dims, increments, sign)
+                        self._increment(totals[name], dims, increments, sign)
+
+    def _add_live(self, contribution: Contribution, sign: int, keep_sorted: bool = True) -> None:
+        dims = contribution.dims
         if contribution.open:
             count = self.open.get(dims, 0) + sign
             if count:
@@ -120,16 +151,16 @@ class KpiIndex:
                 del self.open[dims]
         if contribution.awaiting is not None:
             waiting = self.awaiting.setdefault(dims, [])
-            if sign > 0:
+            if not keep_sorted:
+                waiting.append(contribution.awaiting)
+            elif sign > 0:
                 insort(waiting, contribution.awaiting)
             else:
                 del waiting[bisect_left(waiting, contribution.awaiting)]
                 if not waiting:
                     del self.awaiting[dims]
 
-    def _increment(
-        self, cells: Cells, dims: Dims, increments: tuple[tuple[int, int], ...], sign: int
-    ) -> None:
+    def _increment(self, cells: Cells, dims: Dims, increments: Increments, sign: int) -> None:
         cell = cells.get(dims)
         if cell is None:
             cell = cells[dims] = self.layout.zeros()

@@ -1,35 +1,42 @@
-"""The ticket record and its order-independent, idempotent merge (contract section 2).
+"""The ticket: its record, its order-independent fold (contract sections 2 and 9), its codec.
 
-Every field is a lattice join: min, max, or latest-by-(occurred_at, event_id). Folding
-the same set of events in any order, with any duplicates, gives the same record, so a
-replayed or redelivered event can never move a number.
+Every field is a lattice join: min, max, or latest-by-(occurred_at, event_id). Folding the
+same set of events in any order gives the same record; the processor's seen-id check
+(`stream.kpi.entity`) makes a replayed event change nothing.
+
+Extending the record (e.g. replies, reopens): add a field with a default at the end of
+`Ticket`, fold it in `apply` (return True when it changed), and append it to `dumps` and
+`loads`. Records written before the change then still load, with the default.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
-from hashlib import blake2b
-from typing import Any
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import orjson
 
+from stream.config import KpiConfig
 from stream.events import Event
+from stream.kpi.contrib import Contribution, Layout, contribution
+from stream.kpi.entity import (
+    FINGERPRINT_BYTES,
+    EntityRecord,
+    fingerprint,
+    pack_seen,
+    split_seen,
+    unpack_seen,
+)
+from stream.kpi.index import KpiIndex
+from stream.kpi.types import INPUT_TOPICS
+
+TABLE = "tickets"
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """The winning `ticket.opened` event: smallest (occurred_at, event_id)."""
-
-    at: int
-    event_id: str
-    queue: str
-    channel: str
-    priority: str
-
-
-@dataclass(frozen=True, slots=True)
-class SurveyAnswer:
+class SurveyAnswer(NamedTuple):
     """The counting answer of one survey kind: largest (occurred_at, event_id)."""
 
     at: int
@@ -37,26 +44,42 @@ class SurveyAnswer:
     score: int
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """Everything known about one ticket. Times are epoch milliseconds."""
+@dataclass(slots=True, eq=False)
+class Ticket(EntityRecord):
+    """Everything known about one ticket. Times are epoch milliseconds.
 
-    ticket_id: str
-    opened: Opened | None = None
+    The winning `ticket.opened` (smallest (occurred_at, event_id)) is kept flat, in
+    `opened_at` .. `priority`: a million tickets are a million records.
+    """
+
+    opened_at: int | None = None
+    opened_event_id: str | None = None
+    queue: str | None = None
+    channel: str | None = None
+    priority: str | None = None
     first_reply_at: int | None = None
     resolved_at: int | None = None
     csat: SurveyAnswer | None = None
     nps: SurveyAnswer | None = None
-    last_event_at: int = 0
-    seen: frozenset[int] = frozenset()
-    # Contract section 9 (and the agents section 8 attributes work to):
-    first_reply_event_id: str | None = None  # the reply giving first_reply_at
-    first_reply_agent: str | None = None  # its agent_id
-    replies: int = 0  # distinct ticket.first_reply and ticket.replied events
-    resolved_event_id: str | None = None  # the resolve with the largest (occurred_at, id)
-    resolved_agent: str | None = None  # its agent_id
+    # Section 9, and the agents section 8 credits: the reply giving first_reply_at and the
+    # resolve giving resolved_at, each with its agent_id (None when absent).
+    first_reply_event_id: str | None = None
+    first_reply_agent: str | None = None
+    reply_ids: bytes = b""  # fingerprints of the ticket.first_reply / .replied events, sorted
+    resolved_event_id: str | None = None  # largest (occurred_at, event_id) of the resolves
+    resolved_agent: str | None = None
     reopened_at: int | None = None  # largest occurred_at of ticket.reopened
-    reopens: int = 0  # distinct ticket.reopened events
+    reopen_ids: bytes = b""  # fingerprints of the ticket.reopened events, sorted
+
+    @property
+    def replies(self) -> int:
+        """Distinct ticket.first_reply and ticket.replied events (section 9)."""
+        return len(self.reply_ids) // FINGERPRINT_BYTES
+
+    @property
+    def reopens(self) -> int:
+        """Distinct ticket.reopened events."""
+        return len(self.reopen_ids) // FINGERPRINT_BYTES
 
     @property
     def is_resolved(self) -> bool:
@@ -70,122 +93,161 @@ class Ticket:
         return self.last_event_at < now_ms - retention_ms
 
 
-def fingerprint(event_id: str) -> int:
-    """A stable 64-bit digest of an event id (process-independent, unlike hash())."""
-    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "big")
-
-
-def merge(ticket: Ticket | None, event: Event) -> tuple[Ticket, bool]:
-    """Fold `event` into `ticket`; returns the new record and whether the event id was seen."""
-    if ticket is None:
-        ticket = Ticket(event.entity_id)
-    mark = fingerprint(event.event_id)
-    duplicate = mark in ticket.seen
-    changes: dict[str, Any] = {}
-    if not duplicate:
-        changes["seen"] = ticket.seen | {mark}
-    if event.occurred_at > ticket.last_event_at:
-        changes["last_event_at"] = event.occurred_at
-    if event.type == "ticket.opened":
-        candidate = Opened(
-            event.occurred_at,
-            event.event_id,
-            event.queue or "",
-            event.channel or "other",
-            event.priority or "normal",
-        )
-        current = ticket.opened
-        if current is None or (candidate.at, candidate.event_id) < (current.at, current.event_id):
-            changes["opened"] = candidate
-    elif event.type in ("ticket.first_reply", "ticket.replied"):
-        if not duplicate:
-            changes["replies"] = ticket.replies + 1
+def apply(ticket: Ticket, event: Event) -> bool:
+    """Fold an unseen `event` into `ticket` in place; True when a KPI field changed."""
+    kind = event.type
+    at = event.occurred_at
+    if kind == "ticket.opened":
+        current = ticket.opened_at
+        if current is not None and (at, event.event_id) >= (current, ticket.opened_event_id):
+            return False
+        ticket.opened_at = at
+        ticket.opened_event_id = event.event_id
+        ticket.queue = event.queue or ""
+        ticket.channel = event.channel or "other"
+        ticket.priority = event.priority or "normal"
+        return True
+    if kind in ("ticket.first_reply", "ticket.replied"):
+        replies = with_mark(ticket.reply_ids, fingerprint(event.event_id))
+        changed = replies is not None
+        if replies is not None:
+            ticket.reply_ids = replies
         first = ticket.first_reply_at
-        if first is None or (event.occurred_at, event.event_id) < (
-            first,
-            ticket.first_reply_event_id or "",
-        ):
-            changes["first_reply_at"] = event.occurred_at
-            changes["first_reply_event_id"] = event.event_id
-            changes["first_reply_agent"] = event.agent_id
-    elif event.type == "ticket.resolved":
+        if first is None or (at, event.event_id) < (first, ticket.first_reply_event_id or ""):
+            ticket.first_reply_at = at
+            ticket.first_reply_event_id = event.event_id
+            ticket.first_reply_agent = event.agent_id
+            changed = True
+        return changed
+    if kind == "ticket.resolved":
         last = ticket.resolved_at
-        if last is None or (event.occurred_at, event.event_id) > (
-            last,
-            ticket.resolved_event_id or "",
-        ):
-            changes["resolved_at"] = event.occurred_at
-            changes["resolved_event_id"] = event.event_id
-            changes["resolved_agent"] = event.agent_id
-    elif event.type == "ticket.reopened":
-        if not duplicate:
-            changes["reopens"] = ticket.reopens + 1
-        if ticket.reopened_at is None or event.occurred_at > ticket.reopened_at:
-            changes["reopened_at"] = event.occurred_at
-    elif event.type == "survey.responded":
-        kind = "csat" if event.survey == "csat" else "nps"
-        answer = SurveyAnswer(event.occurred_at, event.event_id, event.score or 0)
-        current_answer: SurveyAnswer | None = getattr(ticket, kind)
-        if current_answer is None or (answer.at, answer.event_id) > (
-            current_answer.at,
-            current_answer.event_id,
-        ):
-            changes[kind] = answer
-    return (replace(ticket, **changes) if changes else ticket), duplicate
+        if last is not None and (at, event.event_id) <= (last, ticket.resolved_event_id or ""):
+            return False
+        ticket.resolved_at = at
+        ticket.resolved_event_id = event.event_id
+        ticket.resolved_agent = event.agent_id
+        return True
+    if kind == "ticket.reopened":
+        reopens = with_mark(ticket.reopen_ids, fingerprint(event.event_id))
+        changed = reopens is not None
+        if reopens is not None:
+            ticket.reopen_ids = reopens
+        if ticket.reopened_at is None or at > ticket.reopened_at:
+            ticket.reopened_at = at
+            changed = True
+        return changed
+    answer = SurveyAnswer(at, event.event_id, event.score or 0)
+    if event.survey == "csat":
+        if ticket.csat is not None and answer[:2] <= ticket.csat[:2]:
+            return False
+        ticket.csat = answer
+        return True
+    if ticket.nps is not None and answer[:2] <= ticket.nps[:2]:
+        return False
+    ticket.nps = answer
+    return True
+
+
+def with_mark(marks: bytes, mark: bytes) -> bytes | None:
+    """`marks` (sorted fingerprints) with `mark` added, or None when it is already in.
+
+    Sorted, so the same set of events gives the same bytes in any arrival order.
+    """
+    chunks = split_seen(marks)
+    position = bisect_left(chunks, mark)
+    if position < len(chunks) and chunks[position] == mark:
+        return None
+    cut = position * FINGERPRINT_BYTES
+    return marks[:cut] + mark + marks[cut:]
 
 
 def dumps(ticket: Ticket) -> bytes:
-    """Compact JSON for the changelog and the state store."""
-    opened = ticket.opened
+    """Compact JSON for the changelog: the seen set as hex, then the fields in order."""
     return orjson.dumps(
         [
-            ticket.ticket_id,
-            None
-            if opened is None
-            else [
-                opened.at,
-                opened.event_id,
-                opened.queue,
-                opened.channel,
-                opened.priority,
-            ],
+            pack_seen(ticket.seen).hex(),
+            ticket.last_event_at,
+            ticket.opened_at,
+            ticket.opened_event_id,
+            ticket.queue,
+            ticket.channel,
+            ticket.priority,
             ticket.first_reply_at,
             ticket.resolved_at,
-            _dump_answer(ticket.csat),
-            _dump_answer(ticket.nps),
-            ticket.last_event_at,
-            sorted(ticket.seen),
+            None if ticket.csat is None else tuple(ticket.csat),
+            None if ticket.nps is None else tuple(ticket.nps),
             ticket.first_reply_event_id,
             ticket.first_reply_agent,
-            ticket.replies,
+            ticket.reply_ids.hex(),
             ticket.resolved_event_id,
             ticket.resolved_agent,
             ticket.reopened_at,
-            ticket.reopens,
+            ticket.reopen_ids.hex(),
         ]
     )
 
 
 def loads(raw: bytes) -> Ticket:
-    """Inverse of `dumps`."""
-    ticket_id, opened, first_reply_at, resolved_at, csat, nps, last, seen, *life = orjson.loads(raw)
+    """Inverse of `dumps`; label strings interned, as the decoder gives them."""
+    (
+        seen,
+        last,
+        opened_at,
+        opened_id,
+        queue,
+        channel,
+        priority,
+        reply,
+        resolved,
+        csat,
+        nps,
+        *life,
+    ) = orjson.loads(raw)
+    intern = sys.intern
+    if life:  # written since section 9: the id sets are hex
+        life[2], life[6] = bytes.fromhex(life[2]), bytes.fromhex(life[6])
     return Ticket(
-        ticket_id,
-        None if opened is None else _opened(*opened),
-        first_reply_at,
-        resolved_at,
+        unpack_seen(bytes.fromhex(seen)),
+        last,
+        opened_at,
+        opened_id,
+        None if queue is None else intern(queue),
+        None if channel is None else intern(channel),
+        None if priority is None else intern(priority),
+        reply,
+        resolved,
         None if csat is None else SurveyAnswer(*csat),
         None if nps is None else SurveyAnswer(*nps),
-        last,
-        frozenset(seen),
-        *life,
+        *life,  # absent in records written before section 9: the defaults
     )
 
 
-def _opened(at: int, event_id: str, queue: str, channel: str, priority: str) -> Opened:
-    """An Opened with its label strings interned, as the decoder gives them."""
-    return Opened(at, event_id, sys.intern(queue), sys.intern(channel), sys.intern(priority))
+class TicketKind:
+    """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
 
+    table = TABLE
+    topics = INPUT_TOPICS
 
-def _dump_answer(answer: SurveyAnswer | None) -> list[Any] | None:
-    return None if answer is None else [answer.at, answer.event_id, answer.score]
+    def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
+        self.policy = config.sla
+        self.layout = Layout(config.sla)
+        self.tz = tz
+        self.retention_ms = config.retention_ms
+
+    def new(self) -> Ticket:
+        return Ticket()
+
+    def apply(self, record: Ticket, event: Any) -> bool:
+        return apply(record, event)
+
+    def contribution(self, record: Ticket) -> Contribution | None:
+        return contribution(record, self.policy, self.layout)
+
+    def new_index(self) -> KpiIndex:
+        return KpiIndex(self.policy, self.layout, self.tz)
+
+    def dumps(self, record: Ticket) -> bytes:
+        return dumps(record)
+
+    def loads(self, raw: bytes) -> Ticket:
+        return loads(raw)

@@ -11,6 +11,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS: Final = timedelta(milliseconds=1)
 MINUTE_MS: Final = 60_000
 WINDOWS: Final[tuple[str, ...]] = ("15m", "1h", "24h", "today")
 ROLLING_MINUTES: Final[dict[str, int]] = {"15m": 15, "1h": 60, "24h": 1440}
@@ -20,7 +21,7 @@ RETAIN_BUCKETS: Final = 26 * 60
 
 def to_ms(moment: datetime) -> int:
     """Epoch milliseconds of an aware datetime, exactly (floor to the millisecond)."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
+    return (moment - EPOCH) // ONE_MS
 
 
 def from_ms(ms: int) -> datetime:

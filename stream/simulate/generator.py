@@ -262,9 +262,10 @@ class Simulator:
         agent = f"agent-{rng.randrange(config.agents) + 1:03d}"
         resolved = replied + self._delay(RESOLUTION_MEDIAN_S[priority])
         if rng.random() < EVERY_REPLY_SHARE:
-            resolved = self._replies_and_reopen(ticket, replied, resolved, priority, agent)
-            if resolved is None:
+            last = self._replies_and_reopen(ticket, replied, resolved, priority, agent)
+            if last is None:
                 return
+            resolved = last
         else:
             self._emit("ticket.first_reply", ticket, replied, self._agent(agent))
             self._emit("ticket.resolved", ticket, resolved, self._agent(agent))

@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 
-from stream.config import DEFAULT_THRESHOLDS
-from stream.kpi.gauges import KPI_NAMES
-
-KPI_KEYS = list(KPI_NAMES)
+# Written out here, not imported from the code under test: the page and /api/kpis must
+# agree with this copy of the contract's names.
+KPI_KEYS = [
+    "first_response_time_average_seconds",
+    "first_response_sla_attainment_ratio",
+    "resolution_time_average_seconds",
+    "resolution_sla_attainment_ratio",
+    "csat_ratio",
+    "nps_score",
+]
 QUEUE_KPI_KEYS = [
     "first_response_time_average_seconds",
     "first_response_sla_attainment_ratio",
@@ -22,8 +28,31 @@ QUEUE_KPI_KEYS = [
     "csat_ratio",
     "nps_score",
 ]
-# The worker's own defaults, as /api/kpis serves them.
-THRESHOLDS = DEFAULT_THRESHOLDS
+# Thresholds as /api/kpis serves them (the page takes whatever the worker sends).
+THRESHOLDS = {
+    "first_response_time_average_seconds": {
+        "direction": "lower_is_better",
+        "green": 900,
+        "amber": 3600,
+    },
+    "resolution_time_average_seconds": {
+        "direction": "lower_is_better",
+        "green": 14400,
+        "amber": 86400,
+    },
+    "first_response_sla_attainment_ratio": {
+        "direction": "higher_is_better",
+        "green": 0.9,
+        "amber": 0.8,
+    },
+    "resolution_sla_attainment_ratio": {
+        "direction": "higher_is_better",
+        "green": 0.9,
+        "amber": 0.8,
+    },
+    "csat_ratio": {"direction": "higher_is_better", "green": 0.85, "amber": 0.75},
+    "nps_score": {"direction": "higher_is_better", "green": 30, "amber": 0},
+}
 XSS_QUEUE = "<img src=x onerror=alert(1)>"
 XSS_QUEUE_SCRIPT = '"><script>window.__xss = 1</script><b>'
 CSS_COLOURS = {
@@ -116,6 +145,8 @@ def sample_body() -> dict[str, Any]:
             "queues": live_queues,
         },
         "thresholds": copy.deepcopy(THRESHOLDS),
+        "stale": False,
+        "stale_reason": None,
     }
 
 
@@ -451,12 +482,79 @@ def test_stale_when_data_is_older_than_ten_seconds(page, stub_api):
     wait_for_state(page, "live", timeout=3000)
 
 
+@pytest.mark.parametrize(
+    ("reason", "banner"),
+    [
+        ("broker_unreachable", "STALE \u2014 worker cannot reach Kafka"),
+        ("no_progress", "STALE \u2014 worker is not processing events"),
+        (None, "STALE \u2014 worker reports its data is stale"),
+        ("constructor", "STALE \u2014 worker reports its data is stale"),
+    ],
+)
+def test_stale_when_the_worker_says_its_data_is_stale(reason, banner, page, stub_api):
+    """The worker answers, fresh as_of, but says its data is stale (broker lost, no progress):
+    the board believes it, says why, and goes live again when the worker does."""
+    body = sample_body()
+    stub_api.set_body(body)
+    open_board(page, stub_api)
+    body["stale"] = True
+    body["stale_reason"] = reason
+    stub_api.set_body(body)
+    wait_for_state(page, "stale", timeout=3000)
+    assert stale_banner(page) == banner
+    assert page.locator('[data-testid="live-indicator"]').text_content() == "\u25cf stale"
+    body["stale"] = False
+    body["stale_reason"] = None
+    stub_api.set_body(body)
+    wait_for_state(page, "live", timeout=3000)
+    assert stale_banner(page) is None
+
+
+def test_a_worker_without_the_stale_fields_is_fresh(page, stub_api, read_board):
+    """An /api/kpis body without `stale` (an older worker) is not stale by itself."""
+    body = sample_body()
+    del body["stale"], body["stale_reason"]
+    stub_api.set_body(body)
+    open_board(page, stub_api)
+    page.wait_for_timeout(1500)  # a few more answers
+    board = read_board(page)
+    assert board["state"] == "live"
+    assert board["stale"] is None
+
+
+@pytest.mark.parametrize(
+    "fragment", ["#window=%E0%A4%A", "#window=%", "#window=%FF", "#window=15m%", "#window=24h"]
+)
+def test_bad_url_hash_falls_back_to_the_default_window(
+    fragment, page, stub_api, read_board, wallboard_format
+):
+    """A malformed or unknown hash shows the 1h window, live and full, never an empty board."""
+    body = sample_body()
+    stub_api.set_body(body)
+    open_board(page, stub_api, fragment)
+    board = read_board(page)
+    assert board["window"] == "1h"
+    assert_board_shows(board, body, "1h", wallboard_format)
+    assert page.watch.page_errors == []
+    page.evaluate("location.hash = '#window=15m'")
+    page.wait_for_function(
+        "() => document.querySelector('[aria-pressed=\"true\"]').dataset.window === '15m'"
+    )
+    page.evaluate(f"location.hash = {fragment!r}")  # changed while open: back to the default
+    page.wait_for_function(
+        "() => document.querySelector('[aria-pressed=\"true\"]').dataset.window === '1h'"
+    )
+    assert_board_shows(read_board(page), body, "1h", wallboard_format)
+    assert page.watch.page_errors == []
+
+
 def test_board_that_never_gets_an_answer_says_so(page, stub_api):
     """Worker up but /api/kpis failing from the start: 'connecting', then STALE after 5 s."""
     stub_api.mode = "error"
     page.goto(stub_api.url)
     loaded = datetime.now(UTC)
     assert page.evaluate("document.body.dataset.state") == "connecting"
+    assert page.locator('[data-testid="live-indicator"]').text_content() == "\u25cf connecting"
     wait_for_state(page, "stale", timeout=7000)
     assert (datetime.now(UTC) - loaded).total_seconds() >= 4.5
     assert (stale_banner(page) or "").startswith("STALE \u2014 worker not answering since ")

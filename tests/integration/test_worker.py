@@ -6,15 +6,12 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
-import pytest
 
 from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES
 from stream.kpi.types import INPUT_TOPICS
-from stream.kpi.windows import bucket, from_ms
+from stream.kpi.windows import bucket
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
     Samples,
@@ -22,48 +19,13 @@ from tests.integration.worker_harness import (
     Worker,
     assert_same,
     kpi_samples,
+    now_ms,
     report,
+    rfc3339,
+    scrape_matching_report,
+    wait_caught_up,
     wait_processed,
 )
-
-
-@pytest.fixture
-def scenario(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Scenario]:
-    scenario = Scenario(kafka_bootstrap, tmp_path)
-    scenario.create_topics()
-    yield scenario
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def rfc3339(ms: int) -> str:
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def scrape_matching_report(
-    worker: Worker, lines: list[bytes], workdir: Path, sla_config: Path | None = None
-) -> tuple[Samples, Samples]:
-    """Scrape the worker and run the report at the scrape instant.
-
-    The two must agree exactly; a scrape that straddles a minute boundary is repeated.
-    """
-    for _ in range(3):
-        before = now_ms()
-        scraped = kpi_samples(worker.metrics())
-        after = now_ms()
-        if bucket(before) == bucket(after):
-            return scraped, report(lines, rfc3339(before), workdir, sla_config)
-    raise AssertionError("could not scrape within one minute bucket")
 
 
 def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_invalid(
@@ -114,14 +76,7 @@ def test_sigkill_restarts_while_events_flow_lose_and_double_count_nothing(
     workers.append(worker)
     worker.wait_ready()
 
-    def produce_slowly() -> None:
-        chunk = 100
-        for start in range(0, len(events.messages), chunk):
-            scenario.produce(events.messages[start : start + chunk])
-            time.sleep(0.15)
-
-    producer = threading.Thread(target=produce_slowly)
-    producer.start()
+    producer = _produce_slowly(scenario, events.messages)
     rng = random.Random(7)
     for _ in range(3):
         time.sleep(rng.uniform(1.0, 3.0))
@@ -147,7 +102,7 @@ def test_two_workers_split_partitions_and_agree_then_one_takes_over(
     workers.extend([first, second])
     first.wait_ready()
     second.wait_ready()
-    _wait_split(first, second, scenario.partitions)
+    _wait_split(first, second, partitions=scenario.partitions)
     scenario.produce(events.messages)
     wait_processed([first, second], len(events.messages))
 
@@ -159,6 +114,8 @@ def test_two_workers_split_partitions_and_agree_then_one_takes_over(
         a, b = kpi_samples(first.metrics()), kpi_samples(second.metrics())
         if bucket(now_ms()) == bucket(before):
             break
+    else:
+        raise AssertionError("could not scrape both workers within one minute bucket")
     gauges = {k: v for k, v in a.items() if k[0] in _GAUGES}
     assert gauges, "no KPI gauges served"
     assert gauges == {k: v for k, v in b.items() if k[0] in _GAUGES}
@@ -221,6 +178,21 @@ def test_unanswered_ticket_moves_from_ok_to_at_risk_to_breached_with_the_clock(
     assert {"ok", "at_risk", "breached"} <= set(seen)
 
 
+def _produce_slowly(
+    scenario: Scenario, messages: list[tuple[str, bytes | None, bytes]]
+) -> threading.Thread:
+    """A thread producing `messages` 100 at a time, 0.15 s apart."""
+
+    def produce() -> None:
+        for start in range(0, len(messages), 100):
+            scenario.produce(messages[start : start + 100])
+            time.sleep(0.15)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    return thread
+
+
 # System-wide KPI gauges: identical on every worker, not summed.
 _GAUGES = {f"cs_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES} | {
     f"cs_queue_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES
@@ -241,13 +213,14 @@ def _sum_components(per_worker: list[Samples]) -> Samples:
     return summed
 
 
-def _wait_split(first: Worker, second: Worker, partitions: int) -> None:
+def _wait_split(*workers: Worker, partitions: int) -> None:
+    """Until every worker serves some partitions and together exactly all, once each."""
     deadline = time.monotonic() + 60
     while True:
-        a, b = set(first.ready_partitions()), set(second.ready_partitions())
-        if a and b and not a & b and a | b == set(range(partitions)):
+        owned = [set(w.ready_partitions()) for w in workers]
+        if all(owned) and sum(map(len, owned)) == partitions == len(set().union(*owned)):
             return
-        assert time.monotonic() < deadline, f"partitions not split: {a} / {b}"
+        assert time.monotonic() < deadline, f"partitions not split: {owned}"
         time.sleep(0.5)
 
 
@@ -294,3 +267,75 @@ def test_tickets_past_retention_are_swept_from_the_live_gauges(
     while open_tickets() != 0:
         assert time.monotonic() < deadline, "the expired ticket came back after a restart"
         time.sleep(0.5)
+
+
+def test_an_unexpected_error_stops_the_worker_before_its_commit_and_a_restart_applies_all(
+    scenario: Scenario, workers: list[Worker]
+) -> None:
+    events = mixed(now_ms(), seed=4)
+    scenario.produce(events.messages)  # all there first, so the worker reads big batches
+    fault_at = len(events.messages) // 2
+    faulty = Worker(
+        scenario,
+        "faulty",
+        module="tests.integration.faulty_worker",
+        extra_env={"KPI_TEST_FAULT_AT": str(fault_at)},
+    ).start()
+    workers.append(faulty)
+
+    assert faulty.wait_exit(90) != 0
+    log = faulty.log_tail(1000)
+    critical = [line for line in log.splitlines() if " CRITICAL " in line]
+    assert len(critical) == 1, log
+    assert f"RuntimeError while processing {scenario.prefix}cs." in critical[0]
+    assert f"injected fault at message {fault_at}" in critical[0]
+    assert "Traceback" not in log
+    # Messages before the fault in its batch were applied in memory but never written:
+    # nothing of that batch may be committed.
+    assert sum(scenario.committed().values()) < fault_at - 1
+
+    worker = Worker(scenario, "w1").start()
+    workers.append(worker)
+    worker.wait_ready()
+    wait_caught_up([worker])
+    scraped, expected = scrape_matching_report(worker, events.report_lines, scenario.workdir)
+    assert_same(scraped, expected)
+    dead = scenario.read_dlq(len(events.invalid))
+    assert {value for value, _ in dead} == {value for value, _ in events.invalid}
+
+
+def test_rebalance_from_one_to_three_workers_and_back_while_events_flow(
+    scenario: Scenario, workers: list[Worker]
+) -> None:
+    events = mixed(now_ms(), seed=5, tickets=600)
+    half = len(events.messages) // 2
+    first = Worker(scenario, "w1").start()
+    workers.append(first)
+    first.wait_ready()
+
+    producer = _produce_slowly(scenario, events.messages[:half])
+    time.sleep(1.0)
+    others = [Worker(scenario, "w2").start(), Worker(scenario, "w3").start()]
+    workers.extend(others)
+    _wait_split(first, *others, partitions=scenario.partitions)
+    producer.join()
+    wait_caught_up([first, *others])
+    gauges = [
+        {k: v for k, v in kpi_samples(w.metrics()).items() if k[0] in _GAUGES}
+        for w in (first, *others)
+    ]
+    assert gauges[0], "no KPI gauges served by three workers"
+    assert gauges[0] == gauges[1] == gauges[2]
+
+    producer = _produce_slowly(scenario, events.messages[half:])
+    time.sleep(1.0)
+    for worker in others:
+        worker.stop()
+    producer.join()
+    deadline = time.monotonic() + 60
+    while set(first.ready_partitions()) != set(range(scenario.partitions)):
+        assert time.monotonic() < deadline, "the last worker did not take every partition"
+        time.sleep(0.5)
+    wait_caught_up([first])
+    scraped, expected = scrape_matching_report(first, events.report_lines, scenario.workdir)
+    assert_same(scraped, expected)

@@ -13,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import KpiConfig
 from stream.events import ENTITY_ID_FIELD, Event, decode
+from stream.kpi.entity import admit, fingerprint, has_seen
+from stream.kpi.ticket import Ticket, apply, dumps, loads
 from stream.kpi.windows import to_ms
 from stream.report import BatchResult, prometheus_text, run_batch
 
@@ -116,6 +118,17 @@ def to_event(event: Payload) -> Event:
     decoded = decode(line(event), now_ms=NOW + 365 * DAY)
     assert isinstance(decoded, Event), decoded
     return decoded
+
+
+def merge(ticket: Ticket | None, event: Event) -> tuple[Ticket, bool]:
+    """Fold one event into a copy of `ticket` as the processor does: (record, duplicate)."""
+    new = Ticket() if ticket is None else loads(dumps(ticket))
+    mark = fingerprint(event.event_id)
+    if has_seen(new.seen, mark):
+        return new, True
+    admit(new, mark, event.occurred_at)
+    apply(new, event)
+    return new, False
 
 
 def report(

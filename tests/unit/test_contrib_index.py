@@ -13,6 +13,7 @@ from kpi_helpers import (
     NOW,
     SECOND,
     first_reply,
+    merge,
     opened,
     resolved,
     survey,
@@ -24,7 +25,7 @@ from stream.kpi.contrib import Contribution, Layout, contribution, nps_category
 from stream.kpi.index import KpiIndex
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live
-from stream.kpi.ticket import Ticket, merge
+from stream.kpi.ticket import Ticket
 from stream.kpi.types import UNKNOWN_DIMS
 from stream.kpi.windows import bucket
 

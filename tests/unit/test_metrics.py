@@ -26,8 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from stream.kpi.contrib import Layout
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
-from stream.metrics import le_label
-from stream.report import SnapshotCollector
+from stream.metrics import SnapshotCollector, le_label
 
 LAYOUT = Layout(SlaPolicy())
 # The KPIs of the contract's gauge tables (sections 5 and 9), spelled out, not imported.
@@ -289,7 +288,7 @@ def busy_day() -> list[dict[str, Any]]:
         first_reply("t1", NOW - 100 * MINUTE),
         resolved("t1", NOW - 10 * MINUTE),
         survey("t1", NOW - 5 * MINUTE, "csat", 5),
-        survey("t1", NOW - 5 * MINUTE, "nps", 10),
+        survey("t1", NOW - 5 * MINUTE, "nps", 10, event_id="nps-t1"),
         opened("t2", NOW - 20 * MINUTE, queue="b", channel="chat"),
     ]
 

@@ -21,6 +21,7 @@ from kpi_helpers import (
     exported,
     key,
     line,
+    merge,
     opened,
     report,
 )
@@ -31,7 +32,7 @@ from stream.kpi.contrib import Layout, contribution
 from stream.kpi.index import KpiIndex
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.ticket import Ticket, merge
+from stream.kpi.ticket import Ticket
 from stream.kpi.windows import from_ms
 from stream.report import prometheus_text, samples
 

@@ -33,6 +33,11 @@
     csat_responses: "responses",
     nps_responses: "responses",
   };
+  const STALE_REASONS = {
+    broker_unreachable: "worker cannot reach Kafka",
+    no_progress: "worker is not processing events",
+    unknown: "worker reports its data is stale",
+  };
   const DASH = "\u2014";
   const MINUS = "\u2212";
 
@@ -315,10 +320,16 @@
 
   // ---- freshness --------------------------------------------------------
 
+  /** Why the board is stale, or null: the worker not answering, the worker saying its own
+      data is stale (`stale`, `stale_reason` in /api/kpis), or data older than 10 s. */
   function staleMessage() {
     const timeZone = state.data ? state.data.timezone : undefined;
     if (performance.now() - state.lastAnswerAt > STALE_NO_ANSWER_MS) {
       return `STALE ${DASH} worker not answering since ${formatClock(state.lastAnswerWall, timeZone)}`;
+    }
+    if (state.data && state.data.stale === true) {
+      const reason = state.data.stale_reason;
+      return `STALE ${DASH} ${STALE_REASONS[Object.hasOwn(STALE_REASONS, reason) ? reason : "unknown"]}`;
     }
     const asOf = state.data ? Date.parse(state.data.as_of) : NaN;
     if (Date.now() - asOf > STALE_AS_OF_AGE_MS) {
@@ -387,9 +398,16 @@
 
   // ---- window selector --------------------------------------------------
 
+  /** The window named in the URL hash (#window=15m); the default for anything else,
+      a malformed percent-escape included. */
   function windowFromHash() {
     const match = /(?:^#|&)window=([^&]*)/.exec(window.location.hash);
-    const chosen = match ? decodeURIComponent(match[1]) : "";
+    let chosen = "";
+    try {
+      chosen = match ? decodeURIComponent(match[1]) : "";
+    } catch {
+      // URIError: not a window name.
+    }
     return WINDOWS.includes(chosen) ? chosen : DEFAULT_WINDOW;
   }
 
