@@ -10,7 +10,8 @@ from collections import Counter
 
 import orjson
 
-from stream.kpi.gauges import KPI_NAMES
+from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES
+from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import bucket
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
@@ -61,7 +62,7 @@ def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_inval
         for (n, labels), v in health.items()
         if n == "cs_consumer_lag_messages"
     }
-    assert len(lag) == 4 * scenario.partitions, "consumer lag missing for some partitions"
+    assert len(lag) == len(INPUT_TOPICS) * scenario.partitions, "lag missing for some partitions"
     assert set(lag.values()) == {0}
     invalid = {value for value, _ in events.invalid}
     produced = Counter(value for _, _, value in events.messages if value not in invalid)
@@ -194,7 +195,9 @@ def _produce_slowly(
 
 
 # System-wide KPI gauges: identical on every worker, not summed.
-_GAUGES = {f"cs_{n}" for n in KPI_NAMES} | {f"cs_queue_{n}" for n in KPI_NAMES}
+_GAUGES = {f"cs_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES} | {
+    f"cs_queue_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES
+}
 _MIN_ACROSS = {"cs_oldest_awaiting_first_response_opened_timestamp_seconds"}
 
 
