@@ -23,7 +23,7 @@ from stream.events import Event
 from stream.kpi.contrib import Contribution, Layout, contribution
 from stream.kpi.entity import EntityRecord, pack_seen, unpack_seen
 from stream.kpi.index import KpiIndex
-from stream.kpi.types import INPUT_TOPICS
+from stream.kpi.types import TICKET_TOPICS
 
 TABLE = "tickets"
 
@@ -139,7 +139,7 @@ class TicketKind:
     """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
 
     table = TABLE
-    topics = INPUT_TOPICS
+    topics = TICKET_TOPICS
 
     def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
         self.policy = config.sla

@@ -20,11 +20,12 @@ from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from stream.centre_api import agents_document, contact_centre_document
+from stream.centre_metrics import local_families, system_families
 from stream.events import REASONS
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import kpis, total
 from stream.kpi.snapshot import Live, Snapshot
-from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import from_ms
 from stream.metrics import components, kpi_gauges
 from stream.processor import REASONS as PROCESSOR_REASONS
@@ -113,7 +114,7 @@ class HealthCollector:
         events = CounterMetricFamily(
             "cs_events", "Events consumed, by outcome", labels=["topic", "outcome"]
         )
-        for topic in INPUT_TOPICS:
+        for topic in processor.topics:
             for outcome in ("accepted", "duplicate", "rejected"):
                 events.add_metric([prefix + topic, outcome], processor.events[topic, outcome])
         rejected = CounterMetricFamily(
@@ -121,7 +122,7 @@ class HealthCollector:
             "Events sent to the dead-letter topic, by reason",
             labels=["topic", "reason"],
         )
-        for topic in INPUT_TOPICS:
+        for topic in processor.topics:
             for reason in (*REASONS, *PROCESSOR_REASONS):
                 rejected.add_metric([prefix + topic, reason], processor.rejections[topic, reason])
         yield from (events, rejected)
@@ -199,6 +200,7 @@ def api_document(system: Snapshot, kpi: Runtime) -> dict[str, Any]:
             ],
         },
         "thresholds": kpi.settings.kpi.thresholds,
+        "contact_centre": contact_centre_document(system.centre, system.now_ms),
     }
 
 
@@ -238,6 +240,7 @@ class WebServer:
         app.router.add_get("/", self.wallboard)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/api/kpis", self.api_kpis)
+        app.router.add_get("/api/agents", self.api_agents)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -283,14 +286,25 @@ class WebServer:
             headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
         )
 
+    async def api_agents(self, _: web.Request) -> web.Response:
+        system = (await self.view.current())[1]
+        return web.Response(
+            body=orjson.dumps(agents_document(system.centre, system.now_ms)),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
+        )
+
     async def metrics(self, _: web.Request) -> web.Response:
         local, system = await self.view.current()
         max_queues = self.kpi.settings.kpi.max_queues
         layout = self.kpi.processor.layout
+        config = self.kpi.settings.kpi
         families: list[Metric] = []
         if len(system.partitions) == self.kpi.settings.partitions:
             families.extend(kpi_gauges(system.cap_queues(max_queues), layout))
+            families.extend(system_families(system, config))
         families.extend(components(local.cap_queues(max_queues), layout))
+        families.extend(local_families(local, config, self.kpi.settings.agent_metrics))
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed(families))
         registry.register(HealthCollector(self.kpi, system, self.kpi.lag()))

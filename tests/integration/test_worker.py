@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from stream.kpi.gauges import KPI_NAMES
+from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import bucket, from_ms
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
@@ -98,7 +99,7 @@ def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_inval
         for (n, labels), v in health.items()
         if n == "cs_consumer_lag_messages"
     }
-    assert len(lag) == 4 * scenario.partitions, "consumer lag missing for some partitions"
+    assert len(lag) == len(INPUT_TOPICS) * scenario.partitions, "lag missing for some partitions"
     assert set(lag.values()) == {0}
     invalid = {value for value, _ in events.invalid}
     produced = Counter(value for _, _, value in events.messages if value not in invalid)
