@@ -22,7 +22,7 @@ CONDUCTOR = "Conductor._compile_message_handler.<locals>.on_message"
 # Areas of the worker, each named by a function that roots its stacks (first match wins).
 AREAS = (
     ("idle: the event loop waiting for I/O", "EpollSelector.select"),
-    ("/metrics scrape (our collectors + prometheus_client rendering)", "WebServer.metrics"),
+    ("/metrics scrape (our collectors + prometheus_client rendering)", "Routes.metrics"),
     ("other web requests", "RequestHandler._handle_request"),
     ("our event processing (Processor.handle)", "Processor.handle"),
     ("changelog send from the agent (Table.send_changelog)", "Collection.send_changelog"),

@@ -56,18 +56,24 @@ CONTACT_COMPONENTS: Final = (
 class CentreCollector:
     """A prometheus_client collector of the contact-centre families at one instant.
 
-    `system` is merged over every partition (the KPI gauges), `local` covers this
-    worker's partitions (components, live contacts and agents).
+    `system` is merged over every partition (the KPI gauges, left out unless `complete`),
+    `local` covers this worker's partitions (components, live contacts and agents).
     """
 
     def __init__(
-        self, system: Snapshot, local: Snapshot, config: KpiConfig, per_agent: bool
+        self,
+        system: Snapshot,
+        local: Snapshot,
+        config: KpiConfig,
+        per_agent: bool,
+        complete: bool = True,
     ) -> None:
         self.system, self.local = system, local
-        self.config, self.per_agent = config, per_agent
+        self.config, self.per_agent, self.complete = config, per_agent, complete
 
     def collect(self) -> Iterator[Metric]:
-        yield from system_families(self.system, self.config)
+        if self.complete:  # system-wide gauges only over every partition
+            yield from system_families(self.system, self.config)
         yield from local_families(self.local, self.config, self.per_agent)
 
 

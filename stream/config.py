@@ -436,9 +436,10 @@ class Settings:
     """Everything a worker reads from the environment (KPI_* variables)."""
 
     broker: str = "kafka://localhost:9092"
-    web_host: str = "0.0.0.0"
+    web_host: str = "127.0.0.1"  # only this machine; deployments set 0.0.0.0 explicitly
     web_port: int = 6066
     advertised_url: str | None = None
+    cluster_token: str | None = field(default=None, repr=False)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     sla_config: Path | None = None
     data_dir: Path = Path(".kpi-data")
@@ -494,6 +495,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
         web_port=number("KPI_WEB_PORT", Settings.web_port, 1, 65535),
         advertised_url=text("KPI_ADVERTISED_URL"),
+        cluster_token=text("KPI_CLUSTER_TOKEN"),
         timezone=timezone,
         sla_config=sla_config,
         data_dir=path("KPI_DATA_DIR") or Settings.data_dir,

@@ -1,4 +1,5 @@
-"""Prometheus exposition of snapshots: KPI gauges, additive components, live SLA gauges.
+"""Prometheus exposition: KPI gauges, additive components and live SLA gauges from
+snapshots, and the worker's pipeline health; the collectors that serve them.
 
 Everything is built at scrape time from snapshots, so a revoked partition disappears
 from the next scrape by itself and replays can never overcount.
@@ -6,16 +7,20 @@ from the next scrape by itself and replays can never overcount.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from stream.events import REASONS
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import KPI_NAMES, kpis, total
 from stream.kpi.sla import SLA_STATES
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import NPS_CATEGORIES
+from stream.processor import REASONS as PROCESSOR_REASONS
 
 DIMS: Final = ("queue", "channel", "priority")
 WINDOW_DIMS: Final = ("window", *DIMS)
@@ -144,3 +149,95 @@ def live_gauges(snapshot: Snapshot) -> Iterator[Metric]:
         if live.oldest_awaiting is not None:
             oldest.add_metric(list(dims), live.oldest_awaiting / 1000)
     yield from (open_tickets, awaiting, oldest)
+
+
+class SnapshotCollector:
+    """KPI gauges of the system-wide snapshot (when it covers every partition) and the
+    additive components of this worker's own partitions."""
+
+    def __init__(
+        self, system: Snapshot, local: Snapshot, layout: Layout, complete: bool = True
+    ) -> None:
+        self.system, self.local, self.layout, self.complete = system, local, layout, complete
+
+    def collect(self) -> Iterator[Metric]:
+        if self.complete:
+            yield from kpi_gauges(self.system, self.layout)
+        yield from components(self.local, self.layout)
+
+
+@dataclass
+class Health:
+    """A worker's pipeline health at one scrape."""
+
+    topics: Iterable[str]  # input topics as exported (prefix included), unprefixed name
+    events: Counter[tuple[str, str]]  # (unprefixed topic, outcome) -> messages
+    rejections: Counter[tuple[str, str]]  # (unprefixed topic, reason) -> messages
+    last_event_occurred_ms: int | None
+    last_processed_ms: int
+    lag: Mapping[tuple[str, int], int]  # (topic, partition) -> messages behind
+    assigned: int
+    covered: int
+    total: int
+    snapshot_ms: int | None = None  # the instant the scrape's KPIs were computed at
+
+
+class HealthCollector:
+    """Pipeline health of this worker: events by outcome, rejections, lag, coverage."""
+
+    def __init__(self, health: Health, prefix: str) -> None:
+        self.health, self.prefix = health, prefix
+
+    def collect(self) -> Iterator[Metric]:
+        health, prefix = self.health, self.prefix
+        topics = list(health.topics)
+        events = CounterMetricFamily(
+            "cs_events", "Events consumed, by outcome", labels=["topic", "outcome"]
+        )
+        for topic in topics:
+            for outcome in ("accepted", "duplicate", "rejected"):
+                events.add_metric([prefix + topic, outcome], health.events[topic, outcome])
+        rejected = CounterMetricFamily(
+            "cs_events_rejected",
+            "Events sent to the dead-letter topic, by reason",
+            labels=["topic", "reason"],
+        )
+        # Every reason word of the decoder and the processor, zero until it happens.
+        reasons = sorted({*REASONS, *PROCESSOR_REASONS})
+        for topic in topics:
+            for reason in reasons:
+                rejected.add_metric([prefix + topic, reason], health.rejections[topic, reason])
+        yield from (events, rejected)
+        last = GaugeMetricFamily(
+            "cs_last_event_occurred_timestamp_seconds", "Largest occurred_at of the accepted events"
+        )
+        if health.last_event_occurred_ms is not None:
+            last.add_metric([], health.last_event_occurred_ms / 1000)
+        processed = GaugeMetricFamily(
+            "cs_last_event_processed_timestamp_seconds",
+            "Wall-clock time this worker last handled an event (its start time before the first)",
+            value=health.last_processed_ms / 1000,
+        )
+        lag = GaugeMetricFamily(
+            "cs_consumer_lag_messages", "Messages not yet processed", labels=["topic", "partition"]
+        )
+        for (topic, partition), messages in sorted(health.lag.items()):
+            lag.add_metric([topic, str(partition)], messages)
+        yield from (last, processed, lag)
+        yield GaugeMetricFamily(
+            "cs_partitions_assigned", "Partitions this worker owns", value=health.assigned
+        )
+        yield GaugeMetricFamily(
+            "cs_kpi_partitions_covered",
+            "Partitions the system-wide KPI gauges were computed over",
+            value=health.covered,
+        )
+        yield GaugeMetricFamily(
+            "cs_kpi_partitions_total", "Partitions of the input topics", value=health.total
+        )
+        if health.snapshot_ms is not None:
+            yield GaugeMetricFamily(
+                "cs_kpi_snapshot_timestamp_seconds",
+                "The instant this scrape's KPIs and live gauges were computed at",
+                value=health.snapshot_ms / 1000,
+            )

@@ -7,13 +7,12 @@ reference the live numbers are tested against.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import Metric
 
 from stream.centre_metrics import CentreCollector
 from stream.config import KpiConfig
@@ -21,7 +20,7 @@ from stream.events import Rejection, decode
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import TOPIC_OF_TYPE
-from stream.metrics import components, kpi_gauges
+from stream.metrics import SnapshotCollector
 from stream.processor import Outcome, Processor
 
 
@@ -68,17 +67,6 @@ def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneIn
     processor.assign([0])
     result.snapshot = processor.snapshot(now_ms).cap_queues(config.max_queues)
     return result
-
-
-class SnapshotCollector:
-    """A prometheus_client collector over fixed snapshots (system-wide and local)."""
-
-    def __init__(self, system: Snapshot, local: Snapshot, layout: Layout) -> None:
-        self.system, self.local, self.layout = system, local, layout
-
-    def collect(self) -> Iterator[Metric]:
-        yield from kpi_gauges(self.system, self.layout)
-        yield from components(self.local, self.layout)
 
 
 def _collectors(result: BatchResult, per_agent: bool) -> list[Any]:

@@ -46,17 +46,17 @@ async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop)
     web = WebServer(runtime)
+    await web.start()  # /healthz answers from the start; /readyz once partitions are served
     try:
         await runtime.start()
     except (KafkaError, OSError) as exc:
         log.critical("cannot reach the Kafka broker KPI_BROKER=%s: %r", settings.broker, exc)
-        await runtime.close()
+        await asyncio.gather(web.stop(), runtime.close())
         return 1
     except TopicError as exc:
         log.critical("cannot start: %s", exc)
-        await runtime.close()
+        await asyncio.gather(web.stop(), runtime.close())
         return 1
-    await web.start()
     try:
         await runtime.run()
     except Exception as exc:

@@ -1,36 +1,31 @@
-"""The worker's web server: wallboard, /api/kpis, /metrics, /healthz, /readyz.
+"""The worker's web server: the routes and the listener.
 
-System-wide numbers come from a fan-out: this worker asks every other worker (their URLs
-come with the group assignment, see `stream.runtime.assignor`) for the snapshot of its own
-partitions at the same instant, and merges them. Partitions covered twice or not at all make the result incomplete.
+`/` the wallboard and its static files, `/api/kpis` its JSON (`stream.web.model`),
+`/metrics` (`stream.metrics`), `/healthz`, `/readyz`, and `/internal/snapshot`, what
+workers ask each other (`stream.web.peers`). No request changes a worker's state.
 """
 
 from __future__ import annotations
 
-import asyncio
+import ipaddress
 import logging
-import time
-from collections.abc import Iterator
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Final, Protocol
 
-import aiohttp
 import orjson
 from aiohttp import web
 from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from stream.centre_api import agents_document, contact_centre_document
-from stream.centre_metrics import local_families, system_families
-from stream.events import REASONS
-from stream.kpi.contrib import Layout
-from stream.kpi.gauges import kpis, total
-from stream.kpi.snapshot import Live, Snapshot
-from stream.kpi.windows import from_ms
-from stream.metrics import components, kpi_gauges
-from stream.processor import REASONS as PROCESSOR_REASONS
-from stream.runtime.loop import Runtime
+from stream.centre_api import agents_document
+from stream.centre_metrics import CentreCollector
+from stream.config import Settings
+from stream.kpi.snapshot import Snapshot
+from stream.metrics import Health, HealthCollector, SnapshotCollector
+from stream.runtime.loop import EntityProcessor
 from stream.web.assets import STATIC_FILES, read_static
+from stream.web.model import api_document
+from stream.web.peers import PEER_PATH, BadPeerRequest, PeerView, authorized, peer_instant, wall_ms
 
 log = logging.getLogger(__name__)
 
@@ -40,201 +35,47 @@ SECURITY_HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-PEER_TIMEOUT_S: Final = 1.5
-SNAPSHOT_CACHE_S: Final = 0.25
 
 
-class SystemView:
-    """Snapshots of this worker's partitions and of the whole system, at one instant."""
+class Worker(Protocol):
+    """What the web layer reads of a worker (`stream.runtime.loop.Runtime`)."""
 
-    def __init__(self, kpi: Runtime) -> None:
-        self.kpi = kpi
-        self.session: aiohttp.ClientSession | None = None
-        self._cached: tuple[float, Snapshot, Snapshot] | None = None
-        self._lock = asyncio.Lock()
+    settings: Settings
+    processor: EntityProcessor
+    serving: bool  # partitions assigned and restored
+    owned: frozenset[int]
 
-    async def current(self) -> tuple[Snapshot, Snapshot]:
-        """(local, system) snapshots now, reusing one computed in the last 250 ms."""
-        async with self._lock:
-            cached = self._cached
-            if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_S:
-                return cached[1], cached[2]
-            now_ms = time.time_ns() // 1_000_000
-            local = self.kpi.processor.snapshot(now_ms) if self.kpi.serving else Snapshot(now_ms)
-            system = await self._system(local)
-            self._cached = (time.monotonic(), local, system)
-            return local, system
-
-    async def _system(self, local: Snapshot) -> Snapshot:
-        system = Snapshot(local.now_ms)
-        system.merge(local)
-        own = self.kpi.settings.web_url.rstrip("/")
-        peers = [u.rstrip("/") for u in self.kpi.peers()]
-        peers = [u for u in peers if u != own]
-        parts = await asyncio.gather(*(self._peer(u, local.now_ms) for u in peers))
-        for part in parts:
-            if part is None:
-                continue
-            if part.partitions & system.partitions:
-                log.warning("partitions %s reported twice; skipped", sorted(part.partitions))
-                continue
-            system.merge(part)
-        return system
-
-    async def _peer(self, url: str, now_ms: int) -> Snapshot | None:
-        if self.session is None:
-            self.session = aiohttp.ClientSession()
-        try:
-            async with self.session.get(
-                f"{url}/internal/snapshot",
-                params={"now_ms": str(now_ms)},
-                timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
-            ) as response:
-                response.raise_for_status()
-                return Snapshot.from_json(await response.read())
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
-            log.warning("peer %s did not answer: %r", url, exc)
-            return None
-
-    async def close(self) -> None:
-        """Close the peer HTTP session."""
-        if self.session is not None:
-            await self.session.close()
+    @property
+    def ready(self) -> bool: ...
+    def stale_reason(self) -> str | None: ...
+    def peers(self) -> Mapping[str, object]: ...
+    def lag(self) -> dict[TopicPartition, int]: ...
 
 
-class HealthCollector:
-    """Pipeline health of this worker: events by outcome, rejections, lag, coverage."""
+def peer_view(worker: Worker) -> PeerView:
+    """The fan-out over the worker's group members."""
 
-    def __init__(self, kpi: Runtime, system: Snapshot, lag: dict[TopicPartition, int]) -> None:
-        self.kpi, self.system, self.lag = kpi, system, lag
+    def local(now_ms: int) -> Snapshot:
+        return worker.processor.snapshot(now_ms) if worker.serving else Snapshot(now_ms)
 
-    def collect(self) -> Iterator[Metric]:
-        processor = self.kpi.processor
-        prefix = self.kpi.settings.topic_prefix
-        events = CounterMetricFamily(
-            "cs_events", "Events consumed, by outcome", labels=["topic", "outcome"]
-        )
-        for topic in processor.topics:
-            for outcome in ("accepted", "duplicate", "rejected"):
-                events.add_metric([prefix + topic, outcome], processor.events[topic, outcome])
-        rejected = CounterMetricFamily(
-            "cs_events_rejected",
-            "Events sent to the dead-letter topic, by reason",
-            labels=["topic", "reason"],
-        )
-        for topic in processor.topics:
-            for reason in (*REASONS, *PROCESSOR_REASONS):
-                rejected.add_metric([prefix + topic, reason], processor.rejections[topic, reason])
-        yield from (events, rejected)
-        last = GaugeMetricFamily(
-            "cs_last_event_occurred_timestamp_seconds", "Largest occurred_at of the accepted events"
-        )
-        if processor.last_event_occurred_ms is not None:
-            last.add_metric([], processor.last_event_occurred_ms / 1000)
-        processed = GaugeMetricFamily(
-            "cs_last_event_processed_timestamp_seconds",
-            "Wall-clock time this worker last handled an event (its start time before the first)",
-            value=processor.last_processed_ms / 1000,
-        )
-        lag = GaugeMetricFamily(
-            "cs_consumer_lag_messages", "Messages not yet processed", labels=["topic", "partition"]
-        )
-        for tp, messages in sorted(self.lag.items()):
-            lag.add_metric([tp.topic, str(tp.partition)], messages)
-        yield from (last, processed, lag)
-        yield GaugeMetricFamily(
-            "cs_partitions_assigned",
-            "Partitions this worker owns",
-            value=len(self.kpi.owned) if self.kpi.serving else 0,
-        )
-        yield GaugeMetricFamily(
-            "cs_kpi_partitions_covered",
-            "Partitions the system-wide KPI gauges were computed over",
-            value=len(self.system.partitions),
-        )
-        yield GaugeMetricFamily(
-            "cs_kpi_partitions_total",
-            "Partitions of the input topics",
-            value=self.kpi.settings.partitions,
-        )
+    settings = worker.settings
+    return PeerView(
+        local,
+        lambda: list(worker.peers()),
+        settings.web_url,
+        settings.partitions,
+        settings.cluster_token,
+        worker.processor.layout.size,
+    )
 
 
-class _Fixed:
-    def __init__(self, metrics: list[Metric]) -> None:
-        self.metrics = metrics
+class Routes:
+    """The request handlers of one worker."""
 
-    def collect(self) -> Iterator[Metric]:
-        yield from self.metrics
+    def __init__(self, worker: Worker, view: PeerView) -> None:
+        self.worker, self.view = worker, view
 
-
-def api_document(system: Snapshot, kpi: Runtime) -> dict[str, Any]:
-    """The wallboard's JSON: KPIs per window (overall and per queue) and live SLA state."""
-    size = kpi.processor.layout.size
-    windows = {}
-    for name, cells in system.windows.items():
-        by_queue: dict[str, list[list[int]]] = {}
-        for (queue, _, _), cell in cells.items():
-            by_queue.setdefault(queue, []).append(cell)
-        windows[name] = {
-            "overall": _kpi_row(total(cells.values(), size)),
-            "queues": [
-                {"queue": q, **_kpi_row(total(c, size))} for q, c in sorted(by_queue.items())
-            ],
-        }
-    overall, queues = Live(), dict[str, Live]()
-    for (queue, _, _), live in system.live.items():
-        overall.add(live)
-        queues.setdefault(queue, Live()).add(live)
-    return {
-        "as_of": _rfc3339(system.now_ms),
-        "stale": kpi.stale_reason() is not None,
-        "stale_reason": kpi.stale_reason(),
-        "complete": len(system.partitions) == kpi.settings.partitions,
-        "partitions": {"covered": len(system.partitions), "total": kpi.settings.partitions},
-        "timezone": str(kpi.settings.timezone),
-        "windows": windows,
-        "live": {
-            **_live_row(overall, system.now_ms),
-            "queues": [
-                {"queue": q, **_live_row(v, system.now_ms)} for q, v in sorted(queues.items())
-            ],
-        },
-        "thresholds": kpi.settings.kpi.thresholds,
-        "contact_centre": contact_centre_document(system.centre, system.now_ms),
-    }
-
-
-def _kpi_row(cell: list[int]) -> dict[str, Any]:
-    return {
-        **kpis(cell),
-        "first_responses": cell[Layout.FRT_COUNT],
-        "resolutions": cell[Layout.RES_COUNT],
-        "csat_responses": cell[Layout.CSAT_COUNT],
-        "nps_responses": sum(cell[Layout.NPS : Layout.NPS + 3]),
-    }
-
-
-def _live_row(live: Live, now_ms: int) -> dict[str, Any]:
-    oldest = live.oldest_awaiting
-    return {
-        "open": live.open,
-        "awaiting": {"ok": live.ok, "at_risk": live.at_risk, "breached": live.breached},
-        "oldest_awaiting_opened_at": None
-        if oldest is None
-        else from_ms(oldest).isoformat().replace("+00:00", "Z"),
-        "oldest_awaiting_age_seconds": None if oldest is None else max(0, now_ms - oldest) / 1000,
-    }
-
-
-class WebServer:
-    """aiohttp server of one worker."""
-
-    def __init__(self, kpi: Runtime) -> None:
-        self.kpi = kpi
-        self.view = SystemView(kpi)
-        self.runner: web.AppRunner | None = None
-
-    def routes(self) -> web.Application:
+    def app(self) -> web.Application:
         """The aiohttp application with every route."""
         app = web.Application()
         app.router.add_get("/", self.wallboard)
@@ -244,22 +85,8 @@ class WebServer:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/internal/snapshot", self.internal_snapshot)
+        app.router.add_get(PEER_PATH, self.internal_snapshot)
         return app
-
-    async def start(self) -> None:
-        """Listen on KPI_WEB_HOST:KPI_WEB_PORT."""
-        self.runner = web.AppRunner(self.routes(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.kpi.settings.web_host, self.kpi.settings.web_port)
-        await site.start()
-        log.info("web server on %s", self.kpi.settings.web_url)
-
-    async def stop(self) -> None:
-        """Close the peer session and the listener."""
-        await self.view.close()
-        if self.runner is not None:
-            await self.runner.cleanup()
 
     async def wallboard(self, _: web.Request) -> web.Response:
         return web.Response(
@@ -279,9 +106,13 @@ class WebServer:
 
     async def api_kpis(self, _: web.Request) -> web.Response:
         system = (await self.view.current())[1]
-        capped = system.cap_queues(self.kpi.settings.kpi.max_queues)
+        settings = self.worker.settings
+        capped = system.cap_queues(settings.kpi.max_queues)
+        document = api_document(
+            capped, settings, self.worker.processor.layout.size, self.worker.stale_reason()
+        )
         return web.Response(
-            body=orjson.dumps(api_document(capped, self.kpi)),
+            body=orjson.dumps(document),
             content_type="application/json",
             headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
         )
@@ -296,18 +127,39 @@ class WebServer:
 
     async def metrics(self, _: web.Request) -> web.Response:
         local, system = await self.view.current()
-        max_queues = self.kpi.settings.kpi.max_queues
-        layout = self.kpi.processor.layout
-        config = self.kpi.settings.kpi
-        families: list[Metric] = []
-        if len(system.partitions) == self.kpi.settings.partitions:
-            families.extend(kpi_gauges(system.cap_queues(max_queues), layout))
-            families.extend(system_families(system, config))
-        families.extend(components(local.cap_queues(max_queues), layout))
-        families.extend(local_families(local, config, self.kpi.settings.agent_metrics))
+        worker, settings = self.worker, self.worker.settings
+        processor, max_queues = worker.processor, settings.kpi.max_queues
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Fixed(families))
-        registry.register(HealthCollector(self.kpi, system, self.kpi.lag()))
+        registry.register(
+            SnapshotCollector(
+                system.cap_queues(max_queues),
+                local.cap_queues(max_queues),
+                processor.layout,
+                complete=len(system.partitions) == settings.partitions,
+            )
+        )
+        registry.register(
+            CentreCollector(
+                system,
+                local,
+                settings.kpi,
+                settings.agent_metrics,
+                complete=len(system.partitions) == settings.partitions,
+            )
+        )
+        health = Health(
+            topics=processor.topics,
+            events=processor.events,
+            rejections=processor.rejections,
+            last_event_occurred_ms=processor.last_event_occurred_ms,
+            last_processed_ms=processor.last_processed_ms,
+            lag={(tp.topic, tp.partition): n for tp, n in worker.lag().items()},
+            assigned=len(worker.owned) if worker.serving else 0,
+            covered=len(system.partitions),
+            total=settings.partitions,
+            snapshot_ms=system.now_ms,
+        )
+        registry.register(HealthCollector(health, settings.topic_prefix))
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
@@ -316,23 +168,60 @@ class WebServer:
         return web.json_response({"status": "alive"})
 
     async def readyz(self, _: web.Request) -> web.Response:
-        ready = self.kpi.ready
-        partitions = sorted(self.kpi.owned) if self.kpi.serving else []
+        worker = self.worker
+        ready = worker.ready
+        partitions = sorted(worker.owned) if worker.serving else []
         return web.json_response(
-            {"ready": ready, "partitions": partitions, "stale_reason": self.kpi.stale_reason()},
+            {"ready": ready, "partitions": partitions, "stale_reason": worker.stale_reason()},
             status=200 if ready else 503,
         )
 
     async def internal_snapshot(self, request: web.Request) -> web.Response:
+        """This worker's partitions at a peer's instant: read-only, token, clock band."""
+        if not authorized(request.headers.get("Authorization"), self.worker.settings.cluster_token):
+            raise web.HTTPUnauthorized(text="KPI_CLUSTER_TOKEN required")
         try:
-            now_ms = int(request.query["now_ms"])
-        except (KeyError, ValueError) as exc:
-            raise web.HTTPBadRequest(text="now_ms required") from exc
-        if not self.kpi.serving:
+            at = peer_instant(request.query.get("now_ms"), wall_ms())
+        except BadPeerRequest as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        if not self.worker.serving:
             raise web.HTTPServiceUnavailable(text="recovering")
-        snapshot = self.kpi.processor.snapshot(now_ms)
+        snapshot = self.worker.processor.snapshot(at)
         return web.Response(body=snapshot.to_json(), content_type="application/json")
 
 
-def _rfc3339(ms: int) -> str:
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class WebServer:
+    """The listener on KPI_WEB_HOST:KPI_WEB_PORT."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.settings = worker.settings
+        self.view = peer_view(worker)
+        self.routes = Routes(worker, self.view)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Listen; warn when the peer endpoint is reachable from other hosts without a token."""
+        host = self.settings.web_host
+        self.runner = web.AppRunner(self.routes.app(), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, host, self.settings.web_port).start()
+        log.info("web server on %s", self.settings.web_url)
+        if self.settings.cluster_token is None and not _loopback(host):
+            log.warning(
+                "KPI_WEB_HOST=%s without KPI_CLUSTER_TOKEN: anyone who reaches the port can "
+                "read the peer endpoint; set a shared KPI_CLUSTER_TOKEN on every worker",
+                host,
+            )
+
+    async def stop(self) -> None:
+        """Close the peer session and the listener."""
+        await self.view.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

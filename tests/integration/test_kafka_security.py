@@ -62,14 +62,6 @@ def scenario(secured_broker: LocalBroker, tmp_path: Path) -> Scenario:
     return scenario
 
 
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
 def security_env(
     broker: LocalBroker,
     tls: TlsFiles,

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.broker.harness import free_ports
 from stream.broker.topics import ensure_topics
 from stream.kpi.types import DLQ_TOPIC, TOPIC_OF_TYPE
+from stream.kpi.windows import from_ms
 
 # Families that the batch report also prints (pipeline health is the worker's own).
 HEALTH_PREFIXES = (
@@ -35,8 +37,10 @@ HEALTH_PREFIXES = (
     "cs_consumer_lag",
     "cs_partitions_assigned",
     "cs_kpi_partitions",
+    "cs_kpi_snapshot",
 )
 
+REPO = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -106,6 +110,19 @@ class Scenario:
         finally:
             await consumer.stop()
 
+    def committed(self) -> dict[TopicPartition, int]:
+        """The consumer group's committed offsets."""
+        return asyncio.run(self._committed())
+
+    async def _committed(self) -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.app_id)
+        finally:
+            await admin.close()
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
     def write_sla_config(self, text: str) -> Path:
         path = self.workdir / "policy.toml"
         path.write_text(text)
@@ -128,6 +145,7 @@ class Worker:
         name: str = "w1",
         timezone: str = "UTC",
         extra_env: Mapping[str, str] | None = None,
+        module: str = "stream",
     ) -> None:
         self.scenario = scenario
         self.name = name
@@ -137,6 +155,7 @@ class Worker:
         self.log_path = scenario.workdir / f"{name}.log"
         self.timezone = timezone
         self.extra_env = dict(extra_env or {})  # set last: may override KPI_BROKER etc.
+        self.module = module  # `python -m MODULE worker`; tests may wrap the real worker
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -152,6 +171,8 @@ class Worker:
             KPI_TIMEZONE=self.timezone,
             KPI_KAFKA_SESSION_TIMEOUT_S="6",
         )
+        if self.module != "stream":  # a test wrapper: importable from the repository root
+            env["PYTHONPATH"] = str(REPO)
         if self.scenario.sla_config is not None:
             env["KPI_SLA_CONFIG"] = str(self.scenario.sla_config)
         env.update(self.extra_env)
@@ -160,7 +181,7 @@ class Worker:
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream", "worker"],
+            [sys.executable, "-m", self.module, "worker"],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -190,7 +211,8 @@ class Worker:
     def ready_partitions(self) -> list[int]:
         try:
             return list(orjson.loads(self.get("/readyz"))["partitions"])
-        except urllib.error.HTTPError:
+        except urllib.error.URLError:  # not ready (HTTPError 503) or not listening yet
+            self._check_alive()
             return []
 
     def metrics(self) -> Samples:
@@ -220,6 +242,17 @@ class Worker:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_exit(self, timeout_s: float = 60.0) -> int:
+        """The exit code, once the process has ended by itself."""
+        assert self.process is not None
+        return self.process.wait(timeout_s)
+
+    def caught_up(self) -> bool:
+        """True when the worker reports lag 0 for every input partition it serves."""
+        owned = self.ready_partitions()
+        lags = [v for (n, _), v in self.metrics().items() if n == "cs_consumer_lag_messages"]
+        return bool(owned) and len(lags) == 4 * len(owned) and not any(lags)
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -256,6 +289,14 @@ def wait_processed(workers: list[Worker], count: int, timeout_s: float = 90.0) -
     raise AssertionError(f"processed {seen} of {count} messages in {timeout_s}s")
 
 
+def wait_caught_up(workers: list[Worker], timeout_s: float = 90.0) -> None:
+    """Until every worker has applied everything in its partitions (lag 0 everywhere)."""
+    deadline = time.monotonic() + timeout_s
+    while not all(w.caught_up() for w in workers):
+        assert time.monotonic() < deadline, f"workers not caught up in {timeout_s}s"
+        time.sleep(0.3)
+
+
 def report(lines: list[bytes], now: str, workdir: Path, sla_config: Path | None = None) -> Samples:
     """Samples that `kpi-stream report` prints for `lines` at `now`."""
     path = workdir / f"events-{uuid.uuid4().hex[:6]}.jsonl"
@@ -278,3 +319,29 @@ def assert_same(actual: Samples, expected: Samples) -> None:
         if abs(actual[key] - value) > 1e-9 * max(1.0, abs(value))
     ]
     assert not wrong, f"{len(wrong)} differing samples, e.g. {wrong[:10]}"
+
+
+def now_ms() -> int:
+    """The wall clock, epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def rfc3339(ms: int) -> str:
+    """An instant as `kpi-stream report --now` takes it."""
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def scrape_matching_report(
+    worker: Worker, lines: list[bytes], workdir: Path, sla_config: Path | None = None
+) -> tuple[Samples, Samples]:
+    """Scrape the worker and run the report at the instant its numbers were computed at
+    (`cs_kpi_snapshot_timestamp_seconds`): the two must agree exactly, agents' time in
+    status (which runs to the millisecond) included."""
+    samples = worker.metrics()
+    at = snapshot_ms(samples)
+    return kpi_samples(samples), report(lines, rfc3339(at), workdir, sla_config)
+
+
+def snapshot_ms(samples: Samples) -> int:
+    """The instant (epoch ms) a scrape's KPIs were computed at."""
+    return round(samples["cs_kpi_snapshot_timestamp_seconds", ()] * 1000)

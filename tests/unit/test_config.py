@@ -238,6 +238,8 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.sla_config is None
     assert settings.partitions == 8
     assert settings.kpi == KpiConfig()
+    assert settings.web_host == "127.0.0.1"
+    assert settings.cluster_token is None
 
 
 def test_environment_values_are_read(tmp_path: Path) -> None:
@@ -642,3 +644,9 @@ def test_real_tls_files_are_accepted(tls_files: TlsFiles) -> None:
         tls_files.ca,
         tls_files.client_key,
     )
+
+
+def test_cluster_token_is_read_and_never_shown_in_the_settings_repr() -> None:
+    settings = settings_from_env({"KPI_CLUSTER_TOKEN": "s3cret-token"})
+    assert settings.cluster_token == "s3cret-token"
+    assert "s3cret-token" not in repr(settings)

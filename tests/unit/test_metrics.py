@@ -26,8 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from stream.kpi.contrib import Layout
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
-from stream.metrics import le_label
-from stream.report import SnapshotCollector
+from stream.metrics import SnapshotCollector, le_label
 
 LAYOUT = Layout(SlaPolicy())
 # The six KPIs of the contract's gauge table, spelled out rather than imported.
