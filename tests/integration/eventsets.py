@@ -147,8 +147,13 @@ def _contacts(add: Add, rng: random.Random, now_ms: int, seed: int, count: int) 
         if rng.random() < 0.95:
             add("contact.queued", contact, queued, queue=rng.choice(QUEUES), channel=channel)
             if rng.random() < 0.1:  # a conflicting second queued event
-                add("contact.queued", contact, queued + rng.randint(-20, 20) * 1000,
-                    queue=rng.choice(QUEUES), channel=rng.choice(CONTACT_CHANNELS))  # fmt: skip
+                add(
+                    "contact.queued",
+                    contact,
+                    queued + rng.randint(-20, 20) * 1000,
+                    queue=rng.choice(QUEUES),
+                    channel=rng.choice(CONTACT_CHANNELS),
+                )
         fate = rng.random()
         wait = int(rng.expovariate(1 / 40_000))
         if fate < 0.6:
