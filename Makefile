@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` runs the whole system, `make test` proves it.
-.PHONY: demo test lint unit bootstrap bench clean
+.PHONY: demo test lint unit bootstrap bench soak clean
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -17,6 +17,9 @@ test: lint
 
 unit: bootstrap
 	.venv/bin/pytest tests/unit
+
+soak: bootstrap
+	KPI_SOAK=1 .venv/bin/pytest tests/integration/test_chaos.py -s -p no:cacheprovider
 
 bench: bootstrap
 	.venv/bin/python -m bench.run_all

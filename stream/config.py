@@ -24,6 +24,8 @@ from stream.kpi.calendar import WEEKDAYS, Calendar, DayHours
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S, DEFAULT_RESOLUTION_S, QueuePolicy, SlaPolicy
 from stream.kpi.types import CONTACT_CHANNELS, PRIORITIES
 
+# The KPI levels of the whole product (docs/decisions/thresholds.md): the wallboard's
+# colours, the Grafana dashboard's, the alerts (below amber) and the SLO objectives (green).
 DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
     "first_response_time_average_seconds": {
         "direction": "lower_is_better",
@@ -45,8 +47,8 @@ DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
         "green": 0.9,
         "amber": 0.8,
     },
-    "csat_ratio": {"direction": "higher_is_better", "green": 0.85, "amber": 0.75},
-    "nps_score": {"direction": "higher_is_better", "green": 30, "amber": 0},
+    "csat_ratio": {"direction": "higher_is_better", "green": 0.85, "amber": 0.8},
+    "nps_score": {"direction": "higher_is_better", "green": 30, "amber": 20},
 }
 TOP_LEVEL_KEYS: Final = frozenset(
     {

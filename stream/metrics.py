@@ -1,8 +1,13 @@
 """Prometheus exposition: KPI gauges, additive components and live SLA gauges from
-snapshots, and the worker's pipeline health; the collectors that serve them.
+snapshots, and the worker's pipeline health.
 
 Everything is built at scrape time from snapshots, so a revoked partition disappears
 from the next scrape by itself and replays can never overcount.
+
+The ticket families are written as text directly (format 0.0.4), with each label set
+rendered once per scrape: at the 100-queue cap that is ~300,000 samples, and building a
+prometheus_client object per sample cost more than a second (bench/RESULTS.md). Pipeline
+health is a few dozen samples: a prometheus_client collector.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -40,130 +46,142 @@ def le_label(ms: int) -> str:
     return str(ms // 1000) if ms % 1000 == 0 else repr(ms / 1000)
 
 
-def kpi_gauges(snapshot: Snapshot, layout: Layout) -> Iterator[Metric]:
+def exposition(system: Snapshot | None, local: Snapshot, layout: Layout) -> str:
+    """The ticket families: KPI gauges of `system` (None when it does not cover every
+    partition), additive components and live gauges of `local`."""
+    return "".join(exposition_chunks(system, local, layout))
+
+
+def exposition_chunks(system: Snapshot | None, local: Snapshot, layout: Layout) -> Iterator[str]:
+    """`exposition` a family at a time, so a server can yield to other work in between."""
+    if system is not None:
+        yield from kpi_gauges(system, layout)
+    yield from components(local, layout)
+    yield from live_gauges(local)
+
+
+def escape(value: str) -> str:
+    """A label value as the text format writes it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def labels(names: Iterable[str], values: Iterable[str]) -> str:
+    """Rendered label pairs, without braces: `queue="a",channel="b"`."""
+    return ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def header(name: str, doc: str) -> str:
+    """The HELP and TYPE lines of a gauge family."""
+    return f"# HELP {name} {doc}\n# TYPE {name} gauge\n"
+
+
+def number(value: float) -> str:
+    """A sample value: integers as integers, other floats in full precision."""
+    return str(value) if isinstance(value, int) else repr(value)
+
+
+def kpi_gauges(snapshot: Snapshot, layout: Layout) -> Iterator[str]:
     """System-wide KPI gauges (`cs_*` per window, `cs_queue_*` per window and queue)."""
-    overall = {n: GaugeMetricFamily(f"cs_{n}", KPI_HELP[n], labels=["window"]) for n in KPI_NAMES}
-    per_queue = {
-        n: GaugeMetricFamily(
-            f"cs_queue_{n}", f"{KPI_HELP[n]}, per queue", labels=["window", "queue"]
-        )
-        for n in KPI_NAMES
-    }
+    overall: dict[str, list[str]] = {n: [] for n in KPI_NAMES}
+    per_queue: dict[str, list[str]] = {n: [] for n in KPI_NAMES}
     for window, cells in snapshot.windows.items():
         for name, value in kpis(total(cells.values(), layout.size)).items():
             if value is not None:
-                overall[name].add_metric([window], value)
+                overall[name].append(f'cs_{name}{{window="{window}"}} {number(value)}\n')
         by_queue: dict[str, list[list[int]]] = {}
         for (queue, _, _), cell in cells.items():
             by_queue.setdefault(queue, []).append(cell)
         for queue in sorted(by_queue):
+            pair = labels(("window", "queue"), (window, queue))
             for name, value in kpis(total(by_queue[queue], layout.size)).items():
                 if value is not None:
-                    per_queue[name].add_metric([window, queue], value)
-    yield from overall.values()
-    yield from per_queue.values()
+                    per_queue[name].append(f"cs_queue_{name}{{{pair}}} {number(value)}\n")
+    for name in KPI_NAMES:
+        yield header(f"cs_{name}", KPI_HELP[name]) + "".join(overall[name])
+    for name in KPI_NAMES:
+        yield header(f"cs_queue_{name}", f"{KPI_HELP[name]}, per queue") + "".join(per_queue[name])
 
 
-def components(snapshot: Snapshot, layout: Layout) -> Iterator[Metric]:
+# (name, help, slot) of the components that are one slot of a cell.
+COUNTS: Final = (
+    ("cs_tickets_opened", "Tickets whose opened_at falls in the window", Layout.OPENED),
+    ("cs_first_responses", "First responses in the window", Layout.FRT_COUNT),
+    ("cs_first_response_sla_breaches", "First responses over target", Layout.FRT_BREACHES),
+    ("cs_resolutions", "Resolutions in the window", Layout.RES_COUNT),
+    ("cs_resolution_sla_breaches", "Resolutions over target", Layout.RES_BREACHES),
+    ("cs_csat_responses", "CSAT responses in the window", Layout.CSAT_COUNT),
+    ("cs_csat_satisfied", "CSAT responses with score >= 4", Layout.CSAT_SATISFIED),
+)
+SUMS: Final = (
+    ("cs_first_response_seconds_sum", "Sum of first response times", Layout.FRT_SUM_MS),
+    ("cs_resolution_seconds_sum", "Sum of resolution times", Layout.RES_SUM_MS),
+)
+
+
+def components(snapshot: Snapshot, layout: Layout) -> Iterator[str]:
     """Additive components of the partitions in `snapshot` (sum them across workers)."""
-
-    def family(name: str, doc: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, doc, labels=[*WINDOW_DIMS, *extra])
-
-    opened = family("cs_tickets_opened", "Tickets whose opened_at falls in the window")
-    frt_n = family("cs_first_responses", "First responses in the window")
-    frt_sum = family("cs_first_response_seconds_sum", "Sum of first response times")
-    frt_hist = family("cs_first_response_seconds_bucket", "First responses with FRT <= le", ("le",))
-    frt_breaches = family("cs_first_response_sla_breaches", "First responses over target")
-    res_n = family("cs_resolutions", "Resolutions in the window")
-    res_sum = family("cs_resolution_seconds_sum", "Sum of resolution times")
-    res_hist = family("cs_resolution_seconds_bucket", "Resolutions with time <= le", ("le",))
-    res_breaches = family("cs_resolution_sla_breaches", "Resolutions over target")
-    csat_n = family("cs_csat_responses", "CSAT responses in the window")
-    csat_sat = family("cs_csat_satisfied", "CSAT responses with score >= 4")
-    nps_n = family("cs_nps_responses", "NPS responses by category", ("category",))
-    frt_les = [le_label(b) for b in layout.frt_bounds_ms] + ["+Inf"]
-    res_les = [le_label(b) for b in layout.res_bounds_ms] + ["+Inf"]
-    for window, cells in snapshot.windows.items():
-        for dims in sorted(cells):
-            cell, labels = cells[dims], [window, *dims]
-            opened.add_metric(labels, cell[Layout.OPENED])
-            frt_n.add_metric(labels, cell[Layout.FRT_COUNT])
-            frt_sum.add_metric(labels, cell[Layout.FRT_SUM_MS] / 1000)
-            frt_breaches.add_metric(labels, cell[Layout.FRT_BREACHES])
-            _cumulative(frt_hist, labels, frt_les, cell[layout.frt_hist : layout.res_hist])
-            res_n.add_metric(labels, cell[Layout.RES_COUNT])
-            res_sum.add_metric(labels, cell[Layout.RES_SUM_MS] / 1000)
-            res_breaches.add_metric(labels, cell[Layout.RES_BREACHES])
-            _cumulative(res_hist, labels, res_les, cell[layout.res_hist : layout.size])
-            csat_n.add_metric(labels, cell[Layout.CSAT_COUNT])
-            csat_sat.add_metric(labels, cell[Layout.CSAT_SATISFIED])
-            for offset, category in enumerate(NPS_CATEGORIES):
-                nps_n.add_metric([*labels, category], cell[Layout.NPS + offset])
-    yield from (
-        opened,
-        frt_n,
-        frt_sum,
-        frt_hist,
-        frt_breaches,
-        res_n,
-        res_sum,
-        res_hist,
-        res_breaches,
-        csat_n,
-        csat_sat,
-        nps_n,
+    rows = [
+        (labels(WINDOW_DIMS, (window, *dims)), cells[dims])
+        for window, cells in snapshot.windows.items()
+        for dims in sorted(cells)
+    ]
+    for name, doc, slot in COUNTS:
+        yield header(name, doc) + "".join([f"{name}{{{lbl}}} {cell[slot]}\n" for lbl, cell in rows])
+    for name, doc, slot in SUMS:
+        yield header(name, doc) + "".join(
+            [f"{name}{{{lbl}}} {cell[slot] / 1000!r}\n" for lbl, cell in rows]
+        )
+    histograms = (
+        ("cs_first_response_seconds_bucket", "First responses with FRT <= le", "frt"),
+        ("cs_resolution_seconds_bucket", "Resolutions with time <= le", "res"),
     )
-    yield from live_gauges(snapshot)
+    for name, doc, which in histograms:
+        bounds = layout.frt_bounds_ms if which == "frt" else layout.res_bounds_ms
+        first = layout.frt_hist if which == "frt" else layout.res_hist
+        les = [f',le="{le_label(b)}"}} ' for b in bounds] + [',le="+Inf"} ']
+        stop = first + len(les)
+        lines = [header(name, doc)]
+        for lbl, cell in rows:
+            prefix = f"{name}{{{lbl}"
+            lines.extend(
+                [
+                    f"{prefix}{le}{count}\n"
+                    for le, count in zip(les, accumulate(cell[first:stop]), strict=True)
+                ]
+            )
+        yield "".join(lines)
+    name = "cs_nps_responses"
+    lines = [header(name, "NPS responses by category")]
+    for offset, category in enumerate(NPS_CATEGORIES):
+        slot = Layout.NPS + offset
+        lines.extend(
+            [f'{name}{{{lbl},category="{category}"}} {cell[slot]}\n' for lbl, cell in rows]
+        )
+    yield "".join(lines)
 
 
-def _cumulative(
-    family: GaugeMetricFamily, labels: list[str], les: list[str], counts: list[int]
-) -> None:
-    running = 0
-    for le, count in zip(les, counts, strict=True):
-        running += count
-        family.add_metric([*labels, le], running)
-
-
-def live_gauges(snapshot: Snapshot) -> Iterator[Metric]:
+def live_gauges(snapshot: Snapshot) -> Iterator[str]:
     """Open tickets, tickets awaiting a first reply by SLA state, and the oldest one."""
-    open_tickets = GaugeMetricFamily(
-        "cs_tickets_open", "Tickets opened and not resolved", labels=list(DIMS)
+    rows = [(labels(DIMS, dims), snapshot.live[dims]) for dims in sorted(snapshot.live)]
+    yield header("cs_tickets_open", "Tickets opened and not resolved") + "".join(
+        [f"cs_tickets_open{{{lbl}}} {live.open}\n" for lbl, live in rows]
     )
-    awaiting = GaugeMetricFamily(
-        "cs_tickets_awaiting_first_response",
-        "Open tickets without a first reply, by SLA state at scrape time",
-        labels=[*DIMS, "sla_state"],
+    name = "cs_tickets_awaiting_first_response"
+    lines = [header(name, "Open tickets without a first reply, by SLA state at scrape time")]
+    for state in SLA_STATES:
+        lines.extend(
+            [f'{name}{{{lbl},sla_state="{state}"}} {getattr(live, state)}\n' for lbl, live in rows]
+        )
+    yield "".join(lines)
+    name = "cs_oldest_awaiting_first_response_opened_timestamp_seconds"
+    doc = "opened_at of the oldest ticket awaiting a first reply (take the min across workers)"
+    yield header(name, doc) + "".join(
+        [
+            f"{name}{{{lbl}}} {live.oldest_awaiting / 1000!r}\n"
+            for lbl, live in rows
+            if live.oldest_awaiting is not None
+        ]
     )
-    oldest = GaugeMetricFamily(
-        "cs_oldest_awaiting_first_response_opened_timestamp_seconds",
-        "opened_at of the oldest ticket awaiting a first reply (take the min across workers)",
-        labels=list(DIMS),
-    )
-    for dims in sorted(snapshot.live):
-        live = snapshot.live[dims]
-        open_tickets.add_metric(list(dims), live.open)
-        for state in SLA_STATES:
-            awaiting.add_metric([*dims, state], getattr(live, state))
-        if live.oldest_awaiting is not None:
-            oldest.add_metric(list(dims), live.oldest_awaiting / 1000)
-    yield from (open_tickets, awaiting, oldest)
-
-
-class SnapshotCollector:
-    """KPI gauges of the system-wide snapshot (when it covers every partition) and the
-    additive components of this worker's own partitions."""
-
-    def __init__(
-        self, system: Snapshot, local: Snapshot, layout: Layout, complete: bool = True
-    ) -> None:
-        self.system, self.local, self.layout, self.complete = system, local, layout, complete
-
-    def collect(self) -> Iterator[Metric]:
-        if self.complete:
-            yield from kpi_gauges(self.system, self.layout)
-        yield from components(self.local, self.layout)
 
 
 @dataclass

@@ -11,7 +11,7 @@ The runtime asks it for `topics` and `tables` and knows nothing about tickets.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -229,10 +229,23 @@ class Processor:
 
     def snapshot(self, now_ms: int) -> Snapshot:
         """The merged snapshot of every owned partition at `now_ms` (queues not yet capped)."""
+        steps = self.snapshot_steps(now_ms)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snapshot: Snapshot = done.value
+                return snapshot
+
+    def snapshot_steps(self, now_ms: int) -> Generator[None, None, Snapshot]:
+        """`snapshot` one partition at a time: the caller may run other work at each yield
+        (a scrape at the 100-queue cap must not hold up the batch loop)."""
         merged = Snapshot(now_ms)
         for partition in sorted(self.assigned):
             for indexes in self._indexes.values():
-                part = indexes[partition].snapshot(now_ms)
-                part.partitions = frozenset({partition})
-                merged.merge(part)
+                index = indexes.get(partition)
+                if index is not None:
+                    index.add_to(merged)
+            merged.partitions = merged.partitions | {partition}
+            yield
         return merged

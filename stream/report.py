@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream.centre_metrics import CentreCollector
 from stream.config import KpiConfig
@@ -20,7 +21,7 @@ from stream.events import Rejection, decode
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import TOPIC_OF_TYPE
-from stream.metrics import SnapshotCollector
+from stream.metrics import exposition
 from stream.processor import Outcome, Processor
 
 
@@ -69,27 +70,19 @@ def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneIn
     return result
 
 
-def _collectors(result: BatchResult, per_agent: bool) -> list[Any]:
-    """The ticket and contact-centre collectors of a single worker holding everything."""
-    return [
-        SnapshotCollector(result.snapshot, result.snapshot, result.layout),
-        CentreCollector(result.snapshot, result.snapshot, result.config, per_agent),
-    ]
-
-
 def prometheus_text(result: BatchResult, per_agent: bool = False) -> bytes:
     """The families a single worker would serve, in Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
-    for collector in _collectors(result, per_agent):
-        registry.register(collector)
-    return generate_latest(registry)
+    registry.register(CentreCollector(result.snapshot, result.snapshot, result.config, per_agent))
+    tickets = exposition(result.snapshot, result.snapshot, result.layout)
+    return tickets.encode() + generate_latest(registry)
 
 
 def samples(result: BatchResult, per_agent: bool = False) -> list[dict[str, Any]]:
-    """The same families as a list of {name, labels, value} (for `--format json`)."""
+    """The same samples as a list of {name, labels, value} (for `--format json`)."""
+    text = prometheus_text(result, per_agent).decode()
     return [
         {"name": s.name, "labels": s.labels, "value": s.value}
-        for collector in _collectors(result, per_agent)
-        for family in collector.collect()
+        for family in text_string_to_metric_families(text)
         for s in family.samples
     ]

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 
 from stream.config import KpiConfig, Settings
 from stream.processor import Processor
-from stream.runtime.logs import configure_logging
+from stream.runtime.logs import configure_logging, held_at_start
 from stream.runtime.loop import EntityProcessor, Runtime
 from stream.runtime.topics import TopicError
 from stream.web.server import WebServer
@@ -50,13 +50,17 @@ async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> 
     try:
         await runtime.start()
     except (KafkaError, OSError) as exc:
-        log.critical("cannot reach the Kafka broker KPI_BROKER=%s: %r", settings.broker, exc)
+        cause = f" ({held_at_start.last})" if held_at_start.last else ""
+        log.critical(
+            "cannot reach the Kafka broker KPI_BROKER=%s: %r%s", settings.broker, exc, cause
+        )
         await asyncio.gather(web.stop(), runtime.close())
         return 1
     except TopicError as exc:
         log.critical("cannot start: %s", exc)
         await asyncio.gather(web.stop(), runtime.close())
         return 1
+    held_at_start.release()
     try:
         await runtime.run()
     except Exception as exc:

@@ -162,11 +162,9 @@ class AgentIndex:
         for timeline in contributions:
             self.timelines[timeline.agent_id] = timeline
 
-    def snapshot(self, now_ms: int) -> Snapshot:
-        """Agents' current state and time in status per window at `now_ms`."""
-        snap = Snapshot(now_ms)
-        agent_times(snap.centre, self.timelines.values(), now_ms, self.tz, self.stale_ms)
-        return snap
+    def add_to(self, snap: Snapshot) -> None:
+        """Add the agents' current state and time in status at `snap.now_ms` into `snap`."""
+        agent_times(snap.centre, self.timelines.values(), snap.now_ms, self.tz, self.stale_ms)
 
 
 def dumps(agent: Agent) -> bytes:

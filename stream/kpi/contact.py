@@ -224,7 +224,11 @@ class ContactIndex:
             if not by_key:
                 del cells[b]
 
-    def snapshot(self, now_ms: int) -> Snapshot:
+    def add_to(self, snap: Snapshot) -> None:
+        """Add this partition's contacts at `snap.now_ms` into `snap.centre`."""
+        snap.centre.merge(self.snapshot(snap.now_ms))
+
+    def snapshot(self, now_ms: int) -> CentreSnapshot:
         """Window totals (every label set of the last 26 h, zeros included) and live state."""
         horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
         if self.horizon is None or horizon > self.horizon:
@@ -232,8 +236,7 @@ class ContactIndex:
                 for stale in [b for b in cells if b < horizon]:
                     del cells[stale]
             self.horizon = horizon
-        snap = Snapshot(now_ms)
-        centre = snap.centre = CentreSnapshot()
+        centre = CentreSnapshot()
         ranges = window_buckets(now_ms, self.tz)
         for target, cells in ((centre.contacts, self.cells), (centre.by_agent, self.agent_cells)):
             keys = {k for by_key in cells.values() for k in by_key}
@@ -256,7 +259,7 @@ class ContactIndex:
                 stale=stale_waiting + stale_talking,
                 oldest_waiting=waiting[stale_waiting] if stale_waiting < len(waiting) else None,
             )
-        return snap
+        return centre
 
 
 FIELDS: Final = tuple(f for f in Contact.__dataclass_fields__ if f != "seen")

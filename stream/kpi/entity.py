@@ -118,8 +118,8 @@ class Index(Protocol[C]):
     def build(self, contributions: list[C]) -> None:
         """Add many contributions at once into an empty index (after recovery)."""
 
-    def snapshot(self, now_ms: int) -> Snapshot:
-        """This partition's part of the KPIs at `now_ms`."""
+    def add_to(self, snapshot: Snapshot) -> None:
+        """Add this partition's part of the KPIs at `snapshot.now_ms` into `snapshot`."""
 
 
 class EntityKind(Protocol[R, C]):

@@ -30,6 +30,10 @@ class KpiIndex:
         self.cells: dict[int, Cells] = {}
         self.totals: dict[str, Cells] = {w: {} for w in WINDOWS}
         self.ranges: dict[str, tuple[int, int]] | None = None
+        # Label set -> how many minute buckets hold a cell of it: the label sets "seen".
+        self.buckets_of: dict[Dims, int] = {}
+        # (first, last, totals) of each window, for the per-event updates.
+        self.spans: list[tuple[int, int, Cells]] = []
         self.horizon: int | None = None  # oldest bucket kept
         self.open: dict[Dims, int] = {}
         # Per label set, sorted (SLA clock at opening, opened_at) of unanswered tickets.
@@ -70,16 +74,35 @@ class KpiIndex:
 
     def snapshot(self, now_ms: int) -> Snapshot:
         """Window totals and live SLA state at `now_ms` (which should not go backwards)."""
-        self.advance(now_ms)
-        seen: set[Dims] = set()
-        for cells in self.cells.values():
-            seen.update(cells)
         snap = Snapshot(now_ms)
-        for name, totals in self.totals.items():
-            snap.windows[name] = {d: list(totals.get(d) or self.layout.zeros()) for d in seen}
-        for dims in seen | self.open.keys():
-            snap.live[dims] = self._live(dims, now_ms)
+        self.add_to(snap)
         return snap
+
+    def add_to(self, snap: Snapshot) -> None:
+        """Add this partition's window totals and live state at `snap.now_ms` into `snap`.
+
+        Adding straight into a merged snapshot saves a copy of every cell per partition.
+        """
+        now_ms = snap.now_ms
+        self.advance(now_ms)
+        seen = self.buckets_of.keys()
+        size = self.layout.size
+        for name, totals in self.totals.items():
+            into = snap.windows[name]
+            for dims in seen:
+                mine, theirs = totals.get(dims), into.get(dims)
+                if theirs is None:
+                    into[dims] = [0] * size if mine is None else mine.copy()
+                elif mine is not None:
+                    into[dims] = [a + b for a, b in zip(theirs, mine, strict=True)]
+        live = snap.live
+        for dims in seen | self.open.keys():
+            mine_live = self._live(dims, now_ms)
+            theirs_live = live.get(dims)
+            if theirs_live is None:
+                live[dims] = mine_live
+            else:
+                theirs_live.add(mine_live)
 
     def advance(self, now_ms: int) -> None:
         """Move the windows to `now_ms`: drop expired buckets, slide every window total."""
@@ -100,11 +123,13 @@ class KpiIndex:
                 self._add_bucket(totals, b, -1)
             for b in range(old_last + 1, last + 1):
                 self._add_bucket(totals, b, 1)
+        self.spans = [(*ranges[name], self.totals[name]) for name in WINDOWS]
         # Only after sliding: the buckets that just left a window had to be subtracted.
         horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
         if self.horizon is None or horizon > self.horizon:
             for stale in [b for b in self.cells if b < horizon]:
-                del self.cells[stale]
+                for dims in self.cells.pop(stale):
+                    self._count_bucket(dims, -1)
         self.horizon = horizon
 
     def _sum_buckets(self, buckets: range) -> Cells:
@@ -126,20 +151,46 @@ class KpiIndex:
                     del totals[dims]
 
     def _add_parts(self, dims: Dims, parts: Iterable[tuple[int, Increments]], sign: int) -> None:
-        horizon, ranges, totals = self.horizon, self.ranges, self.totals
+        """Add (sign 1) or remove (-1) parts in their buckets' cells and window totals.
+
+        The hot path of every event: written flat, one loop per counter cell touched.
+        """
+        horizon, all_cells, spans, size = self.horizon, self.cells, self.spans, self.layout.size
         for b, increments in parts:
             if horizon is not None and b < horizon:
                 continue
-            cells = self.cells.get(b)
+            cells = all_cells.get(b)
             if cells is None:
-                cells = self.cells[b] = {}
-            self._increment(cells, dims, increments, sign)
-            if not cells:
-                del self.cells[b]
-            if ranges is not None:
-                for name, (first, last) in ranges.items():
-                    if first <= b <= last:
-                        self._increment(totals[name], dims, increments, sign)
+                cells = all_cells[b] = {}
+            if dims not in cells:
+                self._count_bucket(dims, 1)
+            targets = [cells]
+            for first, last, totals in spans:
+                if first <= b <= last:
+                    targets.append(totals)
+            for target in targets:
+                cell = target.get(dims)
+                if cell is None:
+                    cell = target[dims] = [0] * size
+                if sign > 0:
+                    for slot, amount in increments:
+                        cell[slot] += amount
+                else:
+                    for slot, amount in increments:
+                        cell[slot] -= amount
+                    if not any(cell):
+                        del target[dims]
+            if dims not in cells:
+                self._count_bucket(dims, -1)
+                if not cells:
+                    del all_cells[b]
+
+    def _count_bucket(self, dims: Dims, change: int) -> None:
+        count = self.buckets_of.get(dims, 0) + change
+        if count:
+            self.buckets_of[dims] = count
+        else:
+            del self.buckets_of[dims]
 
     def _add_live(self, contribution: Contribution, sign: int, keep_sorted: bool = True) -> None:
         dims = contribution.dims
@@ -159,15 +210,6 @@ class KpiIndex:
                 del waiting[bisect_left(waiting, contribution.awaiting)]
                 if not waiting:
                     del self.awaiting[dims]
-
-    def _increment(self, cells: Cells, dims: Dims, increments: Increments, sign: int) -> None:
-        cell = cells.get(dims)
-        if cell is None:
-            cell = cells[dims] = self.layout.zeros()
-        for slot, amount in increments:
-            cell[slot] += sign * amount
-        if sign < 0 and not any(cell):
-            del cells[dims]
 
     def _live(self, dims: Dims, now_ms: int) -> Live:
         waiting = self.awaiting.get(dims, [])

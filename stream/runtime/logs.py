@@ -37,9 +37,35 @@ class OncePerWindow(logging.Filter):
         return True
 
 
+class HeldAtStart(logging.Filter):
+    """Holds back the Kafka client's errors while the worker first connects.
+
+    If the start fails, the worker's one line saying so repeats the last of them
+    (`last`); once started, `release()` lets everything through again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = True
+        self.last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.holding and record.name.startswith("aiokafka") and record.levelno >= logging.ERROR:
+            self.last = record.getMessage()
+            return False
+        return True
+
+    def release(self) -> None:
+        self.holding = False
+
+
+held_at_start = HeldAtStart()
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at `level`, with repeated warnings and errors thinned out."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(held_at_start)
     handler.addFilter(OncePerWindow())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -73,6 +73,7 @@ class EntityProcessor(Protocol):
     def revoke(self, partitions: Iterable[int]) -> None: ...
     def expire(self, now_ms: int) -> list[tuple[str, int, str]]: ...
     def snapshot(self, now_ms: int) -> Snapshot: ...
+    def snapshot_steps(self, now_ms: int) -> Generator[None, None, Snapshot]: ...
 
 
 class ProcessingFailed(Exception):

@@ -14,7 +14,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import aiohttp
@@ -74,7 +74,7 @@ class PeerView:
 
     def __init__(
         self,
-        local: Callable[[int], Snapshot],
+        local: Callable[[int], Awaitable[Snapshot]],
         peers: Callable[[], Iterable[str]],
         own_url: str,
         partitions: int,
@@ -94,7 +94,7 @@ class PeerView:
             cached = self._cached
             if cached is not None and time.monotonic() - cached[0] < SNAPSHOT_CACHE_S:
                 return cached[1], cached[2]
-            local = self.local(wall_ms())
+            local = await self.local(wall_ms())
             system = await self.system(local)
             self._cached = (time.monotonic(), local, system)
             return local, system

@@ -7,6 +7,7 @@ workers ask each other (`stream.web.peers`). No request changes a worker's state
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from stream.centre_api import agents_document
 from stream.centre_metrics import CentreCollector
 from stream.config import Settings
 from stream.kpi.snapshot import Snapshot
-from stream.metrics import Health, HealthCollector, SnapshotCollector
+from stream.metrics import Health, HealthCollector, exposition_chunks
 from stream.runtime.loop import EntityProcessor
 from stream.web.assets import STATIC_FILES, read_static
 from stream.web.model import api_document
@@ -55,8 +56,18 @@ class Worker(Protocol):
 def peer_view(worker: Worker) -> PeerView:
     """The fan-out over the worker's group members."""
 
-    def local(now_ms: int) -> Snapshot:
-        return worker.processor.snapshot(now_ms) if worker.serving else Snapshot(now_ms)
+    async def local(now_ms: int) -> Snapshot:
+        """This worker's snapshot, a partition at a time: the batch loop runs in between."""
+        if not worker.serving:
+            return Snapshot(now_ms)
+        steps = worker.processor.snapshot_steps(now_ms)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snapshot: Snapshot = done.value
+                return snapshot
+            await asyncio.sleep(0)
 
     settings = worker.settings
     return PeerView(
@@ -129,24 +140,16 @@ class Routes:
         local, system = await self.view.current()
         worker, settings = self.worker, self.worker.settings
         processor, max_queues = worker.processor, settings.kpi.max_queues
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(
-            SnapshotCollector(
-                system.cap_queues(max_queues),
-                local.cap_queues(max_queues),
-                processor.layout,
-                complete=len(system.partitions) == settings.partitions,
-            )
+        complete = len(system.partitions) == settings.partitions
+        chunks = exposition_chunks(
+            system.cap_queues(max_queues) if complete else None,
+            local.cap_queues(max_queues),
+            processor.layout,
         )
-        registry.register(
-            CentreCollector(
-                system,
-                local,
-                settings.kpi,
-                settings.agent_metrics,
-                complete=len(system.partitions) == settings.partitions,
-            )
-        )
+        body = []
+        for chunk in chunks:  # a family at a time: the batch loop runs in between
+            body.append(chunk.encode())
+            await asyncio.sleep(0)
         health = Health(
             topics=processor.topics,
             events=processor.events,
@@ -159,10 +162,13 @@ class Routes:
             total=settings.partitions,
             snapshot_ms=system.now_ms,
         )
-        registry.register(HealthCollector(health, settings.topic_prefix))
-        return web.Response(
-            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(
+            CentreCollector(system, local, settings.kpi, settings.agent_metrics, complete=complete)
         )
+        registry.register(HealthCollector(health, settings.topic_prefix))
+        body.append(generate_latest(registry))
+        return web.Response(body=b"".join(body), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -186,7 +192,7 @@ class Routes:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if not self.worker.serving:
             raise web.HTTPServiceUnavailable(text="recovering")
-        snapshot = self.worker.processor.snapshot(at)
+        snapshot = await self.view.local(at)
         return web.Response(body=snapshot.to_json(), content_type="application/json")
 
 

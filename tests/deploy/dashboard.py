@@ -57,7 +57,9 @@ def variable_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     found = []
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
-            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["query"]["query"])
+            query = variable["query"]
+            text = query["query"] if isinstance(query, dict) else query
+            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", text)
             assert match, f"unsupported variable query {variable['query']}"
             found.append((variable["name"], match.group(1)))
     return found

@@ -136,14 +136,19 @@ def worker_env_is_valid(env: dict[str, str], sla_file: Path) -> None:
     """The worker's own settings reader accepts `env` and reads every variable in it.
 
     The SLA file is replaced by `sla_file`; the Kafka TLS files (mounted from a Secret
-    in a real deployment) by empty files next to it.
+    in a real deployment) by a throw-away self-signed certificate and its key next to it.
     """
     files = {"KPI_SLA_CONFIG": str(sla_file)}
+    cert, key = sla_file.parent / "tls.crt", sla_file.parent / "tls.key"
+    if any(n.startswith("KPI_KAFKA_SSL_") for n in env) and not cert.exists():
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=kpi-stream-test", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
     for name in env:
         if name.startswith("KPI_KAFKA_SSL_") and name.endswith("FILE"):
-            stand_in = sla_file.parent / name.lower()
-            stand_in.touch()
-            files[name] = str(stand_in)
+            files[name] = str(key if name.endswith("KEYFILE") else cert)
     recorder = ReadRecorder({**env, **files})
     settings_from_env(recorder)
     assert set(env) - recorder.looked_up == set(), "env vars the worker does not read"

@@ -81,6 +81,33 @@ def standin_metrics(worker: int, started: float, now: float) -> str:
                 for c, n in (("promoter", 3), ("passive", 1), ("detractor", 1))
             ],
         )
+        c = f'queue="billing",channel="{("phone", "chat")[worker - 1]}",window="{window}"'
+        family("cs_contacts_answered", "gauge", [(c, 30)])
+        family("cs_contacts_answered_within_threshold", "gauge", [(c, 24)])
+        family("cs_contact_answer_wait_seconds_sum", "gauge", [(c, 600)])
+        family("cs_contacts_abandoned", "gauge", [(c, 3)])
+        family("cs_contacts_handled", "gauge", [(c, 28)])
+        family("cs_contact_handle_seconds_sum", "gauge", [(c, 8400)])
+        family(
+            "cs_agent_status_seconds",
+            "gauge",
+            [
+                (f'team="default",status="{status}",window="{window}"', seconds)
+                for status, seconds in (
+                    ("available", 600),
+                    ("busy", 2400),
+                    ("after_contact_work", 300),
+                )
+            ],
+        )
+    contact_dims = f'queue="billing",channel="{("phone", "chat")[worker - 1]}"'
+    family("cs_contacts_waiting", "gauge", [(contact_dims, 2)])
+    family(
+        "cs_contact_oldest_waiting_queued_timestamp_seconds",
+        "gauge",
+        [(contact_dims, started - 45)],
+    )
+    family("cs_agents", "gauge", [('team="default",status="busy"', 3)])
     family("cs_tickets_open", "gauge", [(dims, 6)])
     family(
         "cs_tickets_awaiting_first_response",

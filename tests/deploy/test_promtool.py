@@ -117,6 +117,8 @@ MUTATIONS = {
     "no volume guard on CSAT": ("kpi", ("csat", "min_volume"), 1),
     "stall detected late": ("pipeline", ("pipeline", "stalled", "stalled_after"), "10m"),
     "no DLQ rate guard": ("pipeline", ("pipeline", "dlq", "min_per_second"), 0),
+    "no volume guard on burn rate": ("slo", ("sla_burn_rate", "min_volume"), 1),
+    "page tier slower": ("slo", ("sla_burn_rate", "page", "factor"), 7),
 }
 
 
@@ -131,7 +133,7 @@ def test_unit_tests_fail_when_a_guard_is_weakened(mutation: str, tmp_path: Path)
     for key in keys[:-1]:
         target = target[key]
     target[keys[-1]] = value
-    files = generator.render(thresholds)
+    files = generator.render(thresholds, generator.policy_thresholds())
     (tmp_path / "rules").mkdir()
     for source in (generator.RECORDING_RULES, generator.ALERT_RULES):
         (tmp_path / "rules" / source.name).write_text(files[source])

@@ -21,12 +21,11 @@ from kpi_helpers import (
     resolved,
     survey,
 )
-from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.kpi.contrib import Layout
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
-from stream.metrics import SnapshotCollector, le_label
+from stream.metrics import exposition, le_label
 
 LAYOUT = Layout(SlaPolicy())
 # The six KPIs of the contract's gauge table, spelled out rather than imported.
@@ -53,10 +52,18 @@ def cell(hist_frt: dict[str, int] | None = None, **slots: int) -> list[int]:
     return values
 
 
-def registry_of(snapshot: Snapshot, layout: Layout = LAYOUT) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(snapshot, snapshot, layout))
-    return registry
+class Exported:
+    """The parsed exposition of one snapshot served as both system and local."""
+
+    def __init__(self, snapshot: Snapshot, layout: Layout = LAYOUT) -> None:
+        self.samples = parse_exposition(exposition(snapshot, snapshot, layout).encode())
+
+    def get_sample_value(self, name: str, labels: dict[str, str]) -> float | None:
+        return self.samples.get(key(name, **labels))
+
+
+def registry_of(snapshot: Snapshot, layout: Layout = LAYOUT) -> Exported:
+    return Exported(snapshot, layout)
 
 
 def one_window(cells: dict[tuple[str, str, str], list[int]], window: str = "1h") -> Snapshot:
@@ -163,7 +170,7 @@ def test_system_gauges_pool_all_label_sets_not_average_their_means() -> None:
     ],
 )
 def test_gauge_with_zero_denominator_is_omitted(slots: dict[str, int], present: set[str]) -> None:
-    samples = parse_exposition(generate_latest(registry_of(one_window({A: cell(**slots)}))))
+    samples = registry_of(one_window({A: cell(**slots)})).samples
     names = {name for name, _ in samples}
     assert {n for n in KPI_NAMES if f"cs_{n}" in names} == present
     assert {n for n in KPI_NAMES if f"cs_queue_{n}" in names} == present
@@ -217,7 +224,7 @@ def test_le_values_are_contract_bounds_plus_configured_targets(
     layout = Layout(policy)
     snapshot = Snapshot(NOW)
     snapshot.windows["1h"] = {A: layout.zeros()}
-    samples = parse_exposition(generate_latest(registry_of(snapshot, layout)))
+    samples = registry_of(snapshot, layout).samples
 
     def les(name: str) -> list[str]:
         found = [dict(lbls)["le"] for n, lbls in samples if n == name]

@@ -88,6 +88,15 @@ def part(partitions: set[int], open_tickets: int, now_ms: int = OWN) -> Snapshot
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def own_part(partitions: set[int], open_tickets: int) -> Callable[[int], Awaitable[Snapshot]]:
+    """This worker's snapshot function over `part`."""
+
+    async def local(now_ms: int) -> Snapshot:
+        return part(partitions, open_tickets, now_ms)
+
+    return local
+
+
 async def peer_server(handler: Handler) -> TestServer:
     app = web.Application()
     app.router.add_get(PEER_PATH, handler)
@@ -110,7 +119,7 @@ async def test_fan_out_merges_peers_and_sends_our_instant_and_the_token() -> Non
     other = await peer_server(answering(part({2, 3}, 5), seen))
     try:
         view = PeerView(
-            lambda now: part({0, 1}, 7, now),
+            own_part({0, 1}, 7),
             lambda: [str(other.make_url("/")), "http://own:1/"],
             "http://own:1",
             4,
@@ -134,9 +143,7 @@ async def system_beside(handler: Handler) -> Snapshot:
     """The system snapshot of a worker owning partitions 0 and 1 (of 4) beside one peer."""
     other = await peer_server(handler)
     try:
-        view = PeerView(
-            lambda now: part({0, 1}, 7, now), lambda: [str(other.make_url(""))], "x", 4, None, CELL
-        )
+        view = PeerView(own_part({0, 1}, 7), lambda: [str(other.make_url(""))], "x", 4, None, CELL)
         _, system = await view.current()
         await view.close()
     finally:
@@ -182,9 +189,7 @@ async def test_a_peer_answering_junk_leaves_its_partitions_uncovered(body: bytes
 
 
 async def test_an_unreachable_peer_leaves_its_partitions_uncovered() -> None:
-    view = PeerView(
-        lambda now: part({0}, 1, now), lambda: ["http://127.0.0.1:9"], "x", 2, None, CELL
-    )
+    view = PeerView(own_part({0}, 1), lambda: ["http://127.0.0.1:9"], "x", 2, None, CELL)
     _, system = await view.current()
     await view.close()
     assert system.partitions == {0}
