@@ -251,7 +251,7 @@ class HealthCollector:
             value=health.covered,
         )
         yield GaugeMetricFamily(
-            "cs_kpi_partitions_total", "Partitions of the input topics", value=health.total
+            "cs_kpi_partitions_expected", "Partitions of the input topics", value=health.total
         )
         if health.snapshot_ms is not None:
             yield GaugeMetricFamily(

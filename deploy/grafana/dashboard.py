@@ -428,7 +428,7 @@ def build_dashboard(thresholds: Mapping[str, Mapping[str, Any]], job: str) -> di
             "Partitions assigned",
             BLUE,
             query("A", "job:cs_partitions_assigned:sum", "assigned"),
-            query("B", "job:cs_kpi_partitions_total:max", "total"),
+            query("B", "job:cs_kpi_partitions_expected:max", "total"),
             unit=None,
             width=5,
         )
@@ -437,7 +437,7 @@ def build_dashboard(thresholds: Mapping[str, Mapping[str, Any]], job: str) -> di
         stat_panel(
             "KPI partition coverage",
             [("red", None), ("green", 1)],
-            query("A", "min(cs_kpi_partitions_covered / cs_kpi_partitions_total)"),
+            query("A", "min(cs_kpi_partitions_covered / cs_kpi_partitions_expected)"),
             description="Share of partitions the system-wide KPI gauges were computed over "
             "(1 = all).",
             unit="percentunit",

@@ -208,8 +208,8 @@ def live_recording_rules() -> list[dict[str, str]]:
             "expr": "sum by (job) (cs_partitions_assigned)",
         },
         {
-            "record": "job:cs_kpi_partitions_total:max",
-            "expr": "max by (job) (cs_kpi_partitions_total)",
+            "record": "job:cs_kpi_partitions_expected:max",
+            "expr": "max by (job) (cs_kpi_partitions_expected)",
         },
     ]
 
@@ -354,7 +354,7 @@ def pipeline_alerts(cfg: dict[str, Any]) -> list[Alert]:
         Alert(
             name="KpiStreamPartitionsUnowned",
             group="kpi-stream-pipeline",
-            expr="job:cs_kpi_partitions_total:max - job:cs_partitions_assigned:sum > 0",
+            expr="job:cs_kpi_partitions_expected:max - job:cs_partitions_assigned:sum > 0",
             for_=p["partitions_unowned"]["for"],
             severity=p["partitions_unowned"]["severity"],
             team=team,

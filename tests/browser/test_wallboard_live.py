@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +28,14 @@ from tests.browser.test_wallboard_page import (
     wait_for_state,
 )
 from tests.integration.eventsets import mixed
-from tests.integration.worker_harness import Samples, Scenario, Worker, wait_processed
+from tests.integration.worker_harness import (
+    Samples,
+    Scenario,
+    Worker,
+    consumed,
+    simulate_backfill,
+    wait_processed,
+)
 
 pytestmark = pytest.mark.integration  # needs the Kafka broker as well as Chromium
 
@@ -235,13 +240,8 @@ def test_board_full_of_simulator_data(
     scenario, worker, page, read_board, wallboard_format, save_screenshot
 ):
     """Two days of simulated history: the board shows it exactly (the README's picture)."""
-    command = [sys.executable, "-m", "stream", "simulate", "--backfill", "48", "--duration",
-               "0", "--broker", f"kafka://{scenario.bootstrap}", "--topic-prefix",
-               scenario.prefix]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
-    sent = re.search(r": (\d+) events \(", done.stderr)
-    assert sent, done.stderr
-    wait_processed([worker], int(sent[1]), timeout_s=180)
+    sent = in_thread(simulate_backfill, scenario, 48)
+    wait_processed([worker], consumed(worker, sent, scenario), timeout_s=180)
     page.goto(worker.url + "/")
     wait_for_state(page, "live", timeout=5000)
 

@@ -69,7 +69,7 @@ EXPORTED_METRICS = {
             "partitions_assigned",
             "last_event_processed_timestamp_seconds",
             "kpi_partitions_covered",
-            "kpi_partitions_total",
+            "kpi_partitions_expected",
         ]
     ),
     "up",

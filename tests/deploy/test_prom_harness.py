@@ -140,7 +140,7 @@ def standin_metrics(worker: int, started: float, now: float) -> str:
     )
     family("cs_partitions_assigned", "gauge", [("", 4)])
     family("cs_kpi_partitions_covered", "gauge", [("", 8)])
-    family("cs_kpi_partitions_total", "gauge", [("", 8)])
+    family("cs_kpi_partitions_expected", "gauge", [("", 8)])
     family("cs_last_event_processed_timestamp_seconds", "gauge", [("", now)])
     family("cs_last_event_occurred_timestamp_seconds", "gauge", [("", now - 1)])
     return "\n".join(lines).replace("{}", "") + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -275,6 +276,29 @@ def kpi_samples(samples: Samples) -> Samples:
 
 def processed(samples: Samples) -> float:
     return sum(v for (name, _), v in samples.items() if name == "cs_events_total")
+
+
+def simulate_backfill(scenario: Scenario, hours: float) -> dict[str, int]:
+    """`kpi-stream simulate --backfill HOURS` into the scenario's topics; messages sent per
+    contract topic (as the simulator reports them)."""
+    command = [sys.executable, "-m", "stream", "simulate", "--backfill", str(hours),
+               "--duration", "0", "--broker", f"kafka://{scenario.bootstrap}",
+               "--topic-prefix", scenario.prefix]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    breakdown = re.search(r": \d+ events \(([^)]*)\)", done.stderr)
+    assert breakdown, done.stderr
+    return {
+        topic: int(count) for topic, count in (part.split() for part in breakdown[1].split(", "))
+    }
+
+
+def consumed(worker: Worker, sent: Mapping[str, int], scenario: Scenario) -> int:
+    """How many of `sent` (per contract topic) the worker consumes: its input topics are
+    those of its cs_events_total series."""
+    topics = {
+        dict(labels)["topic"] for name, labels in worker.metrics() if name == "cs_events_total"
+    }
+    return sum(n for topic, n in sent.items() if scenario.topic(topic) in topics)
 
 
 def wait_processed(workers: list[Worker], count: int, timeout_s: float = 90.0) -> None:
