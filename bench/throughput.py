@@ -35,7 +35,7 @@ from stream.kpi.types import INPUT_TOPICS
 EVENTS = 1_000_000
 BASELINE_RUNS = 3
 TARGET_EVENTS_S = 50_000
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.25
 MIXED_TARGET_RATIO = 0.8  # issue 11: the mixed stream within 20 % of ticket-only
 PROFILE_SECONDS = 20
 

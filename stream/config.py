@@ -11,6 +11,7 @@ import os
 import re
 import ssl
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -496,7 +497,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         broker=_broker(text("KPI_BROKER") or Settings.broker),
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
         web_port=number("KPI_WEB_PORT", Settings.web_port, 1, 65535),
-        advertised_url=text("KPI_ADVERTISED_URL"),
+        advertised_url=_advertised_url(text("KPI_ADVERTISED_URL")),
         cluster_token=text("KPI_CLUSTER_TOKEN"),
         timezone=timezone,
         sla_config=sla_config,
@@ -521,6 +522,20 @@ def agent_metrics_from_env(env: Mapping[str, str] | None = None) -> bool:
     if value in ("true", "1", "yes", "on"):
         return True
     raise ConfigError(f"KPI_AGENT_METRICS={value!r}: must be true or false")
+
+
+def _advertised_url(value: str | None) -> str | None:
+    """KPI_ADVERTISED_URL: an http(s) URL with a host, which the other workers call."""
+    if value is None:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigError(f"KPI_ADVERTISED_URL={value!r}: must be http://host:port")
+    return value
 
 
 BROKER_ADDRESS: Final = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}")

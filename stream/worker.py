@@ -46,7 +46,17 @@ async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop)
     web = WebServer(runtime)
-    await web.start()  # /healthz answers from the start; /readyz once partitions are served
+    try:
+        await web.start()  # /healthz answers from the start; /readyz once partitions are served
+    except OSError as exc:
+        log.critical(
+            "cannot listen on KPI_WEB_HOST=%s KPI_WEB_PORT=%d: %s",
+            settings.web_host,
+            settings.web_port,
+            exc.strerror or exc,
+        )
+        await runtime.close()
+        return 1
     try:
         await runtime.start()
     except (KafkaError, OSError) as exc:
@@ -66,6 +76,8 @@ async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> 
     except Exception as exc:
         log.critical("worker stopped: %s", exc)
         return 1
+    else:  # a clean stop: the next start reads only the changelog written after this
+        await runtime.save_snapshots()
     finally:
         await web.stop()
         await runtime.close()

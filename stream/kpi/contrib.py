@@ -73,13 +73,15 @@ class Contribution(NamedTuple):
 
     `awaiting` is (SLA clock at opening, opened_at) of a ticket awaiting its first reply:
     the clock decides its SLA state at any later instant (section 10), opened_at its age.
+    In calendar time the clock is opened_at itself, and `awaiting` is just that int (a
+    million waiting tickets need no million tuples).
     A named tuple rather than a frozen dataclass: built twice per event, it must be cheap.
     """
 
     dims: Dims
     parts: tuple[tuple[int, Increments], ...]
     open: bool
-    awaiting: tuple[int, int] | None
+    awaiting: int | tuple[int, int] | None
 
 
 def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
@@ -123,9 +125,9 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
     if not parts:
         return None
     is_open = opened_at is not None and ticket.resolved_at is None
-    awaiting = None
+    awaiting: int | tuple[int, int] | None = None
     if opened_at is not None and is_open and ticket.first_reply_at is None:
-        awaiting = (sla.clock(opened_at), opened_at)
+        awaiting = opened_at if sla.calendar is None else (sla.clock(opened_at), opened_at)
     return Contribution(dims, tuple(parts), is_open, awaiting)
 
 

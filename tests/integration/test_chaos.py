@@ -145,13 +145,14 @@ class Cluster:
         self.size = size
 
     def settle(self, timeout_s: float = 120.0) -> float:
-        """Until the running workers serve every partition once; returns how long it took."""
+        """Until every running worker serves partitions and together they serve each once;
+        returns how long it took."""
         began = time.monotonic()
         deadline = began + timeout_s
         while True:
             owned = [set(w.ready_partitions()) for w in self.running]
             every = set().union(*owned)
-            if sum(map(len, owned)) == len(every) == PARTITIONS:
+            if all(owned) and sum(map(len, owned)) == len(every) == PARTITIONS:
                 return time.monotonic() - began
             assert time.monotonic() < deadline, f"not settled: {owned}\n{self.logs()}"
             time.sleep(0.2)

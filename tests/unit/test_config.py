@@ -650,3 +650,25 @@ def test_cluster_token_is_read_and_never_shown_in_the_settings_repr() -> None:
     settings = settings_from_env({"KPI_CLUSTER_TOKEN": "s3cret-token"})
     assert settings.cluster_token == "s3cret-token"
     assert "s3cret-token" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("kpi-stream-0:6066", id="no-scheme"),
+        pytest.param("ftp://kpi-stream-0:6066", id="ftp"),
+        pytest.param("http://", id="no-host"),
+        pytest.param("http://host:99999", id="port-out-of-range"),
+        pytest.param("http://host:web", id="port-word"),
+    ],
+)
+def test_bad_advertised_url_names_the_variable(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^KPI_ADVERTISED_URL=.*must be http://host:port$"):
+        settings_from_env({"KPI_ADVERTISED_URL": url})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://kpi-stream-0.kpi-stream:6066", "https://10.0.0.7:6066/", "http://[::1]:6066"]
+)
+def test_good_advertised_url_is_kept(url: str) -> None:
+    assert settings_from_env({"KPI_ADVERTISED_URL": url}).web_url == url
