@@ -46,6 +46,8 @@ READY_TIMEOUT_S: Final = 180.0
 SIMULATOR_STOP_S: Final = 10.0
 WORKER_STOP_S: Final = 30.0
 _PR_SET_PDEATHSIG: Final = 1
+# Business-hours calendar and two queue policies (contract section 10), shipped with the code.
+DEMO_POLICY: Final = Path(__file__).with_name("demo_policy.toml")
 
 
 class DemoError(click.ClickException):
@@ -222,6 +224,7 @@ def _start(running: Demo, port: int, backfill: float, rate: float, seed: int) ->
         "KPI_TOPIC_PREFIX": "",
         "KPI_ADVERTISED_URL": "",
         "KPI_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "KPI_SLA_CONFIG": str(DEMO_POLICY),
     }
     worker_log = running.data_dir / "worker.log"
     worker = _spawn(["worker"], worker_env, worker_log)

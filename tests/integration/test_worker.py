@@ -12,7 +12,7 @@ from datetime import datetime
 import orjson
 
 from stream.kpi.centre import CONTACT_KPI_NAMES
-from stream.kpi.gauges import KPI_NAMES
+from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES
 from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import bucket
 from tests.integration.eventsets import mixed
@@ -65,7 +65,7 @@ def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_inval
         for (n, labels), v in health.items()
         if n == "cs_consumer_lag_messages"
     }
-    assert len(lag) == len(INPUT_TOPICS) * scenario.partitions, "lag missing for a partition"
+    assert len(lag) == len(INPUT_TOPICS) * scenario.partitions, "lag missing for some partitions"
     assert set(lag.values()) == {0}
     invalid = {value for value, _ in events.invalid}
     produced = Counter(value for _, _, value in events.messages if value not in invalid)
@@ -221,8 +221,8 @@ def _produce_slowly(
 
 
 # System-wide KPI gauges: identical on every worker, not summed.
-_GAUGES = {f"cs_{n}" for n in (*KPI_NAMES, *CONTACT_KPI_NAMES)} | {
-    f"cs_queue_{n}" for n in (*KPI_NAMES, *CONTACT_KPI_NAMES)
+_GAUGES = {f"cs_{n}" for n in (*KPI_NAMES, *TICKET_LIFE_KPI_NAMES, *CONTACT_KPI_NAMES)} | {
+    f"cs_queue_{n}" for n in (*KPI_NAMES, *TICKET_LIFE_KPI_NAMES, *CONTACT_KPI_NAMES)
 }
 # System-wide gauges and components that depend on the exact instant (agents' time).
 _TIMED_GAUGES = {
