@@ -139,16 +139,18 @@ def series_panel(
     return panel
 
 
-SERVICE_LEVEL_STEPS: Final = [("red", None), ("orange", 0.7), ("green", 0.8)]
-ABANDON_STEPS: Final = [("green", None), ("orange", 0.05), ("red", 0.1)]
 WAIT_STEPS: Final = [("green", None), ("orange", 60), ("red", 120)]
 OCCUPANCY_STEPS: Final = [("blue", None), ("green", 0.6), ("orange", 0.85), ("red", 0.9)]
 
 
-def contact_centre_row(board: dashboard.Dashboard) -> dashboard.Dashboard:
+def contact_centre_row(
+    board: dashboard.Dashboard, thresholds: Mapping[str, Mapping[str, Any]]
+) -> dashboard.Dashboard:
     """Calls and chats as the floor reads them: the queue now, service level, abandonment,
     ASA, AHT, per queue, agents by status and occupancy per team (contract sections 7, 8)."""
     board = board.with_row(dashboard.Row("Contact centre (window: $window, queues: $queue)"))
+    service_level = kpi_steps(thresholds["contact_service_level_ratio"])
+    abandonment = kpi_steps(thresholds["contact_abandonment_ratio"])
     for title, expr, levels, unit, decimals in (
         ("Contacts waiting", f"sum(queue:cs_contacts_waiting:sum{{{QUEUES}}})", BLUE, "none", 0),
         (
@@ -161,14 +163,14 @@ def contact_centre_row(board: dashboard.Dashboard) -> dashboard.Dashboard:
         (
             "Service level ($window)",
             f"window:cs_contact_service_level:ratio{{{WINDOW}}}",
-            SERVICE_LEVEL_STEPS,
+            service_level,
             "percentunit",
             None,
         ),
         (
             "Abandonment ($window)",
             f"window:cs_contact_abandonment:ratio{{{WINDOW}}}",
-            ABANDON_STEPS,
+            abandonment,
             "percentunit",
             None,
         ),
@@ -191,8 +193,8 @@ def contact_centre_row(board: dashboard.Dashboard) -> dashboard.Dashboard:
             stat_panel(title, levels, query("A", expr), unit=unit, decimals=decimals)
         )
     for title, rule, levels, unit in (
-        ("Service level by queue", "cs_contact_service_level:ratio", SERVICE_LEVEL_STEPS, "percentunit"),
-        ("Abandonment by queue", "cs_contact_abandonment:ratio", ABANDON_STEPS, "percentunit"),
+        ("Service level by queue", "cs_contact_service_level:ratio", service_level, "percentunit"),
+        ("Abandonment by queue", "cs_contact_abandonment:ratio", abandonment, "percentunit"),
     ):  # fmt: skip
         target = query("A", f"queue_window:{rule}{{{WINDOW}, {QUEUES}}}", "{{queue}}", instant=True)
         board = board.with_panel(bar_panel(title, levels, target, unit))
@@ -391,7 +393,7 @@ def build_dashboard(thresholds: Mapping[str, Mapping[str, Any]], job: str) -> di
         )
     )
 
-    board = contact_centre_row(board)
+    board = contact_centre_row(board, thresholds)
 
     board = board.with_row(dashboard.Row("Pipeline health"))
     board = board.with_panel(

@@ -34,10 +34,11 @@ JUSTIFIED = {
     ("cs_resolution_seconds_bucket", 'non-histogram metrics should not have "le" label'),
     ("cs_resolution_seconds_sum", 'non-histogram and non-summary metrics should not have "_sum" suffix'),
 }  # fmt: skip
-# Every `..._seconds_sum` additive component (contract sections 5, 7, 8) is a windowed sum,
-# a gauge; promtool flags the suffix. Also under the `cs_by_agent_` prefix.
+# Every `..._sum` additive component (contract sections 5, 7, 8, 9: `_seconds_sum`,
+# `cs_resolution_replies_sum`) is a windowed sum, a gauge; promtool flags the suffix. Also
+# under the `cs_by_agent_` prefix.
 SUM_SUFFIX = 'non-histogram and non-summary metrics should not have "_sum" suffix'
-SUMS = re.compile(r"cs_(by_agent_)?[a-z_]+_seconds_sum")
+SUMS = re.compile(r"cs_(by_agent_)?[a-z_]+_sum")
 
 
 def warnings(exposition: str) -> set[tuple[str, str]]:

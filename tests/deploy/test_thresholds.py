@@ -96,6 +96,8 @@ def test_dashboard_colours_are_the_wallboard_levels() -> None:
         ("yellow", 900),
         ("red", 3600),
     ]
+    assert panels["Service level by queue"] == [("red", None), ("yellow", 0.8), ("green", 0.9)]
+    assert panels["Abandonment by queue"] == [("green", None), ("yellow", 0.05), ("red", 0.1)]
     assert panels["Resolution time by queue"] == [
         ("green", None),
         ("yellow", 14400),
