@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.broker.harness import free_ports
 from stream.broker.topics import ensure_topics
-from stream.kpi.types import DLQ_TOPIC, TOPIC_OF_TYPE
+from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
 from stream.kpi.windows import bucket, from_ms
 from stream.supervisor import ChildFailed, Supervised
 
@@ -236,7 +236,7 @@ class Worker:
         """True when the worker reports lag 0 for every input partition it serves."""
         owned = self.ready_partitions()
         lags = [v for (n, _), v in self.metrics().items() if n == "cs_consumer_lag_messages"]
-        return bool(owned) and len(lags) == 4 * len(owned) and not any(lags)
+        return bool(owned) and len(lags) == len(INPUT_TOPICS) * len(owned) and not any(lags)
 
     def _check_alive(self) -> None:
         try:
