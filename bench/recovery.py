@@ -43,8 +43,8 @@ MANY_QUEUES = tuple(f"queue-{n:03d}" for n in range(100))  # the default max_que
 CHANNELS = ("phone", "email", "chat", "social", "web", "other")
 PRIORITIES = ("low", "normal", "high", "urgent")
 TARGET_RECOVERY_S = 10
-TARGET_BYTES = 1024
-TARGET_SCRAPE_MS = 50
+TARGET_BYTES = 600
+TARGET_SCRAPE_MS = {5: 50, 100: 250}
 
 
 def opened_events(count: int, queues: tuple[str, ...], tag: str) -> Iterator[Message]:
@@ -85,7 +85,7 @@ def loaded_worker(
 
 def indexing_seconds(log: Path) -> float | None:
     """How long the last index rebuild took, from the worker's log."""
-    found = re.findall(r"indexed partitions .* in ([\d.]+) s", log.read_text(errors="replace"))
+    found = re.findall(r"assigned partitions .* in ([\d.]+) s", log.read_text(errors="replace"))
     return float(found[-1]) if found else None
 
 
@@ -108,7 +108,15 @@ def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
             "s",
             f"<= {TARGET_RECOVERY_S}",
             recovered_s <= TARGET_RECOVERY_S and open_tickets == count,
-            f"{open_tickets:,.0f} open tickets after; index rebuild {indexing} s of it",
+            f"{open_tickets:,.0f} open tickets after; restore + index rebuild {indexing} s of it",
+        ),
+        Figure(
+            "warm restart with local state",
+            None,
+            "s",
+            "<= 2",
+            False,
+            "not measured: the runtime has no local state store yet (cold restore only)",
         ),
         Figure(
             "RSS per ticket after the load",
@@ -137,8 +145,8 @@ def scrape_time(bootstrap: str, workdir: Path, quick: bool, queues: tuple[str, .
         f"/metrics scrape, {count:,} open tickets, {len(queues)} queues (median)",
         scrape_ms,
         "ms",
-        f"<= {TARGET_SCRAPE_MS}",
-        scrape_ms <= TARGET_SCRAPE_MS,
+        f"<= {TARGET_SCRAPE_MS[len(queues)]}",
+        scrape_ms <= TARGET_SCRAPE_MS[len(queues)],
         f"{lines:,} lines, {size / 2**20:.1f} MiB; min {min(times):.0f} max {max(times):.0f}",
     )
 

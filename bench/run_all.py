@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import latency, recovery, throughput
+from bench import latency, processor, recovery, throughput
 from bench.common import Figure, local_broker, machine_facts, print_figures, run_dir
 
 BENCHMARKS = (
+    ("the processor alone (no broker)", processor.run),
     ("replay throughput", throughput.run),
     ("end-to-end latency", latency.run),
     ("recovery, memory and scrape time", recovery.run),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -19,7 +20,31 @@ from stream.errors import ConfigError
 from stream.kpi.windows import to_ms
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class Commands(click.Group):
+    """The command group; the development commands are imported only when one is run, so
+    a worker never loads the broker harness, the demo or the simulator."""
+
+    DEVELOPMENT: Final = {
+        "broker": ("stream.broker.cli", "broker"),
+        "demo": ("stream.demo", "demo"),
+        "simulate": ("stream.simulate.command", "simulate"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.DEVELOPMENT])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.DEVELOPMENT:
+            module, name = self.DEVELOPMENT[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, prog_name="kpi-stream")
 def main() -> None:
     """Real-time customer-service KPIs from Kafka to Prometheus."""
@@ -149,16 +174,3 @@ def _with_progress(stream: BinaryIO, path: Path) -> Iterator[bytes]:
             sys.stderr.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {100 * done // size}%")
         yield line
     sys.stderr.write("\r" + " " * 50 + "\r")
-
-
-def _register() -> None:
-    from stream.broker.cli import broker
-    from stream.demo import demo
-    from stream.simulate.command import simulate
-
-    main.add_command(broker)
-    main.add_command(demo)
-    main.add_command(simulate)
-
-
-_register()

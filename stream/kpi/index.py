@@ -8,7 +8,9 @@ Window totals slide incrementally as the clock moves, which keeps a scrape O(lab
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import Counter
 from collections.abc import Iterable
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from stream.kpi.contrib import Contribution, Increments, Layout
@@ -37,7 +39,7 @@ class KpiIndex:
         self.horizon: int | None = None  # oldest bucket kept
         self.open: dict[Dims, int] = {}
         # Per label set, sorted (SLA clock at opening, opened_at) of unanswered tickets.
-        self.awaiting: dict[Dims, list[tuple[int, int]]] = {}
+        self.awaiting: dict[Dims, list[int | tuple[int, int]]] = {}
 
     def update(self, old: Contribution | None, new: Contribution | None) -> None:
         """Replace a ticket's old contribution with its new one."""
@@ -62,13 +64,20 @@ class KpiIndex:
     def build(self, contributions: list[Contribution]) -> None:
         """Add the contributions of many tickets into this (empty) index at once.
 
-        Same result as one `update(None, c)` each, but the awaiting lists are sorted once
-        instead of kept sorted per insert.
+        Same result as one `update(None, c)` each, but equal parts are added once with
+        their multiplicity (a million tickets fill ~100,000 cells), and the awaiting lists
+        are sorted once instead of kept sorted per insert.
         """
+        counted = Counter((c.dims, part) for c in contributions for part in c.parts)
+        for (dims, (b, increments)), times in counted.items():
+            scaled = tuple((slot, amount * times) for slot, amount in increments)
+            self._add_parts(dims, ((b, scaled),), 1)
+        for dims, count in Counter(c.dims for c in contributions if c.open).items():
+            self.open[dims] = self.open.get(dims, 0) + count
         awaiting = self.awaiting
         for found in contributions:
-            self._add_parts(found.dims, found.parts, 1)
-            self._add_live(found, 1, keep_sorted=False)
+            if found.awaiting is not None:
+                awaiting.setdefault(found.dims, []).append(found.awaiting)
         for waiting in awaiting.values():
             waiting.sort()
 
@@ -192,7 +201,7 @@ class KpiIndex:
         else:
             del self.buckets_of[dims]
 
-    def _add_live(self, contribution: Contribution, sign: int, keep_sorted: bool = True) -> None:
+    def _add_live(self, contribution: Contribution, sign: int) -> None:
         dims = contribution.dims
         if contribution.open:
             count = self.open.get(dims, 0) + sign
@@ -202,9 +211,7 @@ class KpiIndex:
                 del self.open[dims]
         if contribution.awaiting is not None:
             waiting = self.awaiting.setdefault(dims, [])
-            if not keep_sorted:
-                waiting.append(contribution.awaiting)
-            elif sign > 0:
+            if sign > 0:
                 insort(waiting, contribution.awaiting)
             else:
                 del waiting[bisect_left(waiting, contribution.awaiting)]
@@ -217,13 +224,22 @@ class KpiIndex:
             return Live(open=self.open.get(dims, 0))
         sla = self.policy.for_queue(dims[0])
         breached_before, at_risk_from = sla.awaiting_thresholds(dims[2], now_ms)
-        breached = bisect_left(waiting, (breached_before,))
-        at_risk = bisect_left(waiting, (at_risk_from + 1,)) - breached
+        first = waiting[0]
+        if isinstance(first, int):  # calendar time: each entry is opened_at, the clock
+            clocks = cast(list[int], waiting)
+            breached = bisect_left(clocks, breached_before)
+            at_risk = bisect_left(clocks, at_risk_from + 1) - breached
+            oldest = first
+        else:
+            pairs = cast(list[tuple[int, int]], waiting)
+            breached = bisect_left(pairs, (breached_before,))
+            at_risk = bisect_left(pairs, (at_risk_from + 1,)) - breached
+            # The SLA clock never runs backwards, so the first has the smallest opened_at.
+            oldest = first[1]
         return Live(
             open=self.open.get(dims, 0),
             ok=len(waiting) - breached - at_risk,
             at_risk=at_risk,
             breached=breached,
-            # The SLA clock never runs backwards, so the first has the smallest opened_at.
-            oldest_awaiting=waiting[0][1],
+            oldest_awaiting=oldest,
         )

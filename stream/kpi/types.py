@@ -13,6 +13,8 @@ TOPIC_OF_TYPE: Final[dict[str, str]] = {
     "ticket.first_reply": "cs.ticket.first_reply",
     "ticket.resolved": "cs.ticket.resolved",
     "survey.responded": "cs.survey.responded",
+    "ticket.replied": "cs.ticket.replied",
+    "ticket.reopened": "cs.ticket.reopened",
     "contact.queued": "cs.contact.queued",
     "contact.answered": "cs.contact.answered",
     "contact.abandoned": "cs.contact.abandoned",

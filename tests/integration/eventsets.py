@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import orjson
 
+from stream.kpi.types import TOPIC_OF_TYPE
 from stream.kpi.windows import from_ms
 
 QUEUES = ("billing", "tech-support", "returns", "<img src=x onerror=alert(1)>")
@@ -189,3 +191,85 @@ def _add_invalid(result: EventSet, now_ms: int, seed: int) -> None:
         result.invalid.append((value, reason))
         if in_report:
             result.report_lines.append(value.replace(b"\n", b" "))
+
+
+# Office hours in Stockholm with today's local date as a holiday: SLA time runs only in
+# part of the last 30 h, so business-time breaches differ from calendar-time ones.
+def business_hours_policy(now_ms: int) -> str:
+    """A policy file: billing and returns on office hours, a 24/7 default for the rest."""
+    today = from_ms(now_ms).astimezone(ZoneInfo("Europe/Stockholm")).date()
+    return f"""
+[calendars.office]
+timezone = "Europe/Stockholm"
+mon = ["08:00-12:00", "12:30-17:00"]
+tue = ["08:00-17:00"]
+wed = ["08:00-17:00"]
+thu = ["08:00-17:00"]
+fri = ["08:00-17:00"]
+sat = ["10:00-14:00"]
+holidays = ["{today}"]
+
+[[policies]]
+queues = ["billing", "returns"]
+calendar = "office"
+first_response_seconds = {{ urgent = 600, high = 1800, normal = 3600, low = 7200 }}
+resolution_seconds = {{ urgent = 3600, high = 7200, normal = 14400 }}
+
+[[policies]]
+first_response_seconds = {{ normal = 1800 }}
+"""
+
+
+def ticket_lives(now_ms: int, seed: int, tickets: int = 200) -> EventSet:
+    """Tickets with every reply, reopens (some still open), duplicates, in any order."""
+    rng = random.Random(seed)
+    events: list[dict[str, object]] = []
+    counter = iter(range(10**9))
+
+    def add(kind: str, ticket: str, at: int, **fields: object) -> None:
+        events.append(
+            {
+                "event_id": f"L{seed}-{next(counter)}",
+                "type": kind,
+                "ticket_id": ticket,
+                "occurred_at": _stamp(min(at, now_ms - MINUTE), rng),
+                **fields,
+            }
+        )
+
+    for n in range(tickets):
+        ticket = f"L-{seed}-{n}"
+        at = now_ms - rng.randint(10 * MINUTE, 30 * HOUR)
+        add(
+            "ticket.opened",
+            ticket,
+            at,
+            queue=rng.choice(QUEUES),
+            channel=rng.choice(CHANNELS),
+            priority=rng.choice(PRIORITIES),
+        )
+        for _ in range(rng.choice((0, 1, 1, 1, 2, 3))):
+            at += rng.randint(1, 120) * MINUTE
+            kind = "ticket.first_reply" if rng.random() < 0.3 else "ticket.replied"
+            add(kind, ticket, at, agent_id=f"a{rng.randint(1, 9)}")
+        if rng.random() < 0.7:
+            at += rng.randint(1, 300) * MINUTE
+            add("ticket.resolved", ticket, at, agent_id=f"a{rng.randint(1, 9)}")
+            if rng.random() < 0.3:
+                at += rng.randint(1, 300) * MINUTE
+                add("ticket.reopened", ticket, at)
+                if rng.random() < 0.5:
+                    at += rng.randint(1, 60) * MINUTE
+                    add("ticket.replied", ticket, at)
+                if rng.random() < 0.6:
+                    add("ticket.resolved", ticket, at + rng.randint(1, 300) * MINUTE)
+    result = EventSet()
+    for event in events:
+        value = orjson.dumps(event)
+        for _ in range(2 if rng.random() < 0.1 else 1):
+            result.messages.append(
+                (TOPIC_OF_TYPE[str(event["type"])], str(event["ticket_id"]).encode(), value)
+            )
+            result.report_lines.append(value)
+    rng.shuffle(result.messages)
+    return result

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from aiokafka.structs import TopicPartition
 
 from stream.broker.harness import LocalBroker, free_ports
 from stream.kpi.types import INPUT_TOPICS, TOPIC_OF_TYPE
+from stream.supervisor import Supervised
 from tests.integration.worker_harness import (
     Scenario,
     Worker,
@@ -88,8 +87,9 @@ class Simulator:
 
     def __init__(self, scenario: Scenario, figures: Figures) -> None:
         self.scenario, self.figures = scenario, figures
-        self.log = scenario.workdir / "simulator.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child = Supervised(
+            "simulator", ["-m", "stream"], log=scenario.workdir / "simulator.log", stop_grace_s=20
+        )
         self.seed = 7
 
     def start(self) -> None:
@@ -98,28 +98,22 @@ class Simulator:
             "KPI_BROKER": f"kafka://{self.scenario.bootstrap}",
             "KPI_TOPIC_PREFIX": self.scenario.prefix,
         }
-        command = [
+        self.child.args = [
             sys.executable, "-m", "stream", "simulate", "--rate", SIMULATOR_RATE,
             "--contact-rate", "0", "--backfill", "0.05", "--duration", "3600",
             "--seed", str(self.seed),
         ]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        self.child.env = env
+        self.child.start()
 
     def keep_running(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
+        if self.child.process is not None and not self.child.running():
             self.figures.simulator_restarts += 1
             self.seed += 1
             self.start()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        self.child.stop()
 
 
 class Cluster:

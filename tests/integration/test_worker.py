@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import Counter
 
 import orjson
 
-from stream.kpi.gauges import KPI_NAMES
+from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES
+from stream.kpi.types import INPUT_TOPICS
 from stream.kpi.windows import bucket
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
@@ -60,7 +62,7 @@ def test_mixed_events_match_the_batch_report_and_the_dlq_holds_exactly_the_inval
         for (n, labels), v in health.items()
         if n == "cs_consumer_lag_messages"
     }
-    assert len(lag) == 4 * scenario.partitions, "consumer lag missing for some partitions"
+    assert len(lag) == len(INPUT_TOPICS) * scenario.partitions, "lag missing for some partitions"
     assert set(lag.values()) == {0}
     invalid = {value for value, _ in events.invalid}
     produced = Counter(value for _, _, value in events.messages if value not in invalid)
@@ -193,7 +195,9 @@ def _produce_slowly(
 
 
 # System-wide KPI gauges: identical on every worker, not summed.
-_GAUGES = {f"cs_{n}" for n in KPI_NAMES} | {f"cs_queue_{n}" for n in KPI_NAMES}
+_GAUGES = {f"cs_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES} | {
+    f"cs_queue_{n}" for n in KPI_NAMES + TICKET_LIFE_KPI_NAMES
+}
 _MIN_ACROSS = {"cs_oldest_awaiting_first_response_opened_timestamp_seconds"}
 
 
@@ -336,3 +340,42 @@ def test_rebalance_from_one_to_three_workers_and_back_while_events_flow(
     wait_caught_up([first])
     scraped, expected = scrape_matching_report(first, events.report_lines, scenario.workdir)
     assert_same(scraped, expected)
+
+
+def test_a_restarted_worker_reads_its_local_snapshot_and_only_the_changelog_tail(
+    scenario: Scenario, workers: list[Worker]
+) -> None:
+    events = mixed(now_ms(), seed=8)
+    third = len(events.messages) // 3
+    worker = Worker(scenario).start()
+    workers.append(worker)
+    worker.wait_ready()
+    scenario.produce(events.messages[:third])
+    wait_caught_up([worker])
+    worker.stop()  # a clean stop writes the local snapshots
+    scenario.produce(events.messages[third : 2 * third])
+
+    def restart() -> tuple[int, int]:
+        """Start again; (records from local snapshots, records from changelogs)."""
+        log_start = len(worker.log_tail(100_000).splitlines())
+        worker.start()
+        worker.wait_ready()
+        wait_caught_up([worker])
+        lines = worker.log_tail(100_000).splitlines()[log_start:]
+        found = [RESTORED.search(line) for line in lines]
+        counts = [(int(m[1]), int(m[2])) for m in found if m]
+        assert len(counts) == 1, lines
+        return counts[0]
+
+    from_snapshots, from_changelogs = restart()
+    assert from_snapshots > 0 and from_changelogs == 0
+    scenario.produce(events.messages[2 * third :])
+    wait_caught_up([worker])
+    worker.kill()  # no new snapshot: the old one plus the changelog written since
+    tail_snapshots, tail_changelogs = restart()
+    assert tail_snapshots == from_snapshots and tail_changelogs > 0
+    scraped, expected = scrape_matching_report(worker, events.report_lines, scenario.workdir)
+    assert_same(scraped, expected)
+
+
+RESTORED = re.compile(r"restored (\d+) records from local snapshots and (\d+) from changelogs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ import pytest
 
 from stream.broker.harness import TlsFiles
 from stream.config import (
+    TOP_LEVEL_KEYS,
     KpiConfig,
     Settings,
     load_kpi_config,
@@ -691,3 +693,15 @@ def test_policy_file_errors_from_the_environment_name_kpi_sla_config(
         policy.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"^KPI_SLA_CONFIG={re.escape(str(policy))}: .*{names}"):
         settings_from_env({"KPI_SLA_CONFIG": str(policy)})
+
+
+def test_the_readme_example_policy_file_sets_every_key_and_is_valid() -> None:
+    """The README documents the whole policy file: its example parses and names every key."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    after = readme.split("The KPI policy file (`KPI_SLA_CONFIG`", 1)[1]
+    example = after.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(example)
+    assert set(data) == TOP_LEVEL_KEYS
+    config = parse_kpi_config(data)
+    assert config.sla.for_queue("vip").calendar is config.calendars["stockholm"]
+    assert config.sla.for_queue("returns").first_response_ms["normal"] == 7_200_000

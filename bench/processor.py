@@ -1,0 +1,246 @@
+"""The processor alone, in this process: cost per event, bulk restore, memory, scrape steps.
+
+    python -m bench.processor [--quick]
+
+No broker: it isolates what `stream/processor.py` costs from the Kafka I/O around it.
+- handle: the simulator's events through `Processor.handle`, against `orjson.loads` of
+  the same values in the same run (CPU time, median of 3).
+- restore: 1,000,000 `ticket.opened` tickets (UUID ids, 5 queues) dumped with
+  `Processor.records`, then `restore` + `assign` (index rebuild) into a fresh processor.
+- memory: resident memory of this process before and after handling those tickets.
+- scrape: 100,000 open tickets in 5 and in 100 queues; the longest single step of
+  `snapshot_steps` and `exposition_chunks` (what one scrape holds the event loop for)
+  and the whole snapshot + text.
+Times are CPU time of this process (the machine is shared; wall time is in the notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from bench.common import Figure, machine_facts, print_figures, scaled, simulator_events
+from stream.config import KpiConfig
+from stream.kpi.entity import partition_of
+from stream.kpi.snapshot import Snapshot
+from stream.metrics import exposition_chunks
+from stream.processor import Processor
+
+PARTITIONS = 8
+EVENTS = 200_000
+TICKETS = 1_000_000
+SCRAPE_TICKETS = 100_000
+REPEATS = 3
+CHANNELS = ("phone", "email", "chat", "social", "web", "other")
+PRIORITIES = ("low", "normal", "high", "urgent")
+TARGET_US = 12
+TARGET_RESTORE_S = 10
+TARGET_BYTES = 600
+TARGET_STEP_MS = 20
+TARGET_SCRAPE_MS = {5: 50, 100: 250}
+UTC = ZoneInfo("UTC")
+
+
+def rss() -> int:
+    """Resident memory of this process, bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def cpu_us_per(count: int, work: Callable[[], None]) -> float:
+    """Median CPU microseconds per item of `work` over REPEATS runs."""
+    runs = []
+    for _ in range(REPEATS):
+        started = time.process_time()
+        work()
+        runs.append((time.process_time() - started) / count * 1e6)
+    return statistics.median(runs)
+
+
+def fresh(now_ms: int) -> Processor:
+    """A processor serving every partition, its windows already placed at `now_ms`."""
+    processor = Processor(KpiConfig(), UTC, PARTITIONS)
+    processor.assign(range(PARTITIONS))
+    processor.snapshot(now_ms)
+    return processor
+
+
+def handle_cost(quick: bool) -> list[Figure]:
+    count = scaled(EVENTS, quick)
+    messages = [
+        (topic, partition_of(key.decode(), PARTITIONS), key, value)
+        for topic, key, value in simulator_events(count)
+    ]
+    now_ms = time.time_ns() // 1_000_000
+
+    def decode_only() -> None:
+        for _, _, _, value in messages:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                orjson.loads(value)
+
+    def handle_all() -> None:
+        handle = fresh(now_ms).handle
+        for topic, partition, key, value in messages:
+            handle(topic, partition, key, value, now_ms)
+
+    base, handled = cpu_us_per(count, decode_only), cpu_us_per(count, handle_all)
+    return [
+        Figure(f"orjson.loads of {count:,} simulator values (CPU)", base, "µs/event"),
+        Figure(
+            "Processor.handle of the same messages (CPU)",
+            handled,
+            "µs/event",
+            f"<= {TARGET_US}",
+            handled <= TARGET_US,
+            f"{1e6 / handled:,.0f} events/s on one core; {handled / base:.0f}x orjson.loads",
+        ),
+    ]
+
+
+def opened_messages(count: int, queues: int, now_ms: int) -> Iterator[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of one `ticket.opened` per new ticket, over the last 24 h."""
+    rng = random.Random(count)
+    for n in range(count):
+        ticket_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        value = orjson.dumps(
+            {
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "type": "ticket.opened",
+                "ticket_id": ticket_id,
+                "occurred_at": now_ms - rng.randrange(86_400_000),
+                "queue": f"queue-{n % queues:03d}",
+                "channel": CHANNELS[n % len(CHANNELS)],
+                "priority": PRIORITIES[n // len(CHANNELS) % len(PRIORITIES)],
+            }
+        )
+        yield partition_of(ticket_id, PARTITIONS), ticket_id.encode(), value
+
+
+def loaded(count: int, queues: int, now_ms: int) -> Processor:
+    processor = fresh(now_ms)
+    for partition, key, value in opened_messages(count, queues, now_ms):
+        processor.handle("cs.ticket.opened", partition, key, value, now_ms)
+    return processor
+
+
+def restore_and_memory(quick: bool) -> list[Figure]:
+    count = scaled(TICKETS, quick)
+    now_ms = time.time_ns() // 1_000_000
+    gc.collect()
+    before = rss()
+    processor = loaded(count, 5, now_ms)
+    gc.collect()
+    per_ticket = (rss() - before) / count
+    changelog = {
+        p: [(k.encode(), v) for k, v in processor.records("tickets", p)] for p in range(PARTITIONS)
+    }
+    size = sum(len(k) + len(v) for records in changelog.values() for k, v in records)
+    expected = processor.snapshot(now_ms)
+    del processor
+    gc.collect()
+    wall, started = time.perf_counter(), time.process_time()
+    restored = Processor(KpiConfig(), UTC, PARTITIONS)
+    for partition, records in changelog.items():
+        restored.restore("tickets", partition, records)
+    loaded_at = time.process_time()
+    restored.assign(range(PARTITIONS))
+    done = time.process_time()
+    wall = time.perf_counter() - wall
+    same = restored.snapshot(now_ms) == expected
+    total = done - started
+    return [
+        Figure(
+            f"restore + index rebuild, {count:,} tickets (CPU)",
+            total,
+            "s",
+            f"<= {TARGET_RESTORE_S}",
+            total <= TARGET_RESTORE_S and same,
+            f"restore {loaded_at - started:.2f} s, rebuild {done - loaded_at:.2f} s; "
+            f"wall {wall:.2f} s; snapshot equal to the one before: {same}",
+        ),
+        Figure(
+            f"RSS per ticket, {count:,} open tickets",
+            per_ticket,
+            "bytes",
+            f"<= {TARGET_BYTES}",
+            per_ticket <= TARGET_BYTES,
+            f"changelog {size / count:.0f} bytes per ticket (key + value)",
+        ),
+    ]
+
+
+def timed_steps(steps: Iterator[object]) -> tuple[float, float]:
+    """(longest step, total) in CPU ms of running an iterator to its end."""
+    longest = total = 0.0
+    while True:
+        started = time.process_time()
+        try:
+            next(steps)
+        except StopIteration:
+            return longest, total + (time.process_time() - started) * 1000
+        step = (time.process_time() - started) * 1000
+        longest, total = max(longest, step), total + step
+
+
+def scrape(quick: bool, queues: int) -> list[Figure]:
+    count = scaled(SCRAPE_TICKETS, quick)
+    now_ms = time.time_ns() // 1_000_000
+    processor = loaded(count, queues, now_ms)
+    steps, totals = [], []
+    for n in range(1, 8):
+        snapshot_steps = processor.snapshot_steps(now_ms + n * 300)
+        snap_step, snap_total = timed_steps(snapshot_steps)
+        snapshot: Snapshot = processor.snapshot(now_ms + n * 300)
+        capped = snapshot.cap_queues(100)
+        text_step, text_total = timed_steps(exposition_chunks(capped, capped, processor.layout))
+        steps.append(max(snap_step, text_step))
+        totals.append(snap_total + text_total)
+    step, whole = statistics.median(steps), statistics.median(totals)
+    return [
+        Figure(
+            f"snapshot + /metrics text, {count:,} open tickets, {queues} queues (CPU, median)",
+            whole,
+            "ms",
+            f"<= {TARGET_SCRAPE_MS[queues]}",
+            whole <= TARGET_SCRAPE_MS[queues],
+        ),
+        Figure(
+            f"longest step of it, {queues} queues",
+            step,
+            "ms",
+            f"<= {TARGET_STEP_MS}",
+            step <= TARGET_STEP_MS,
+            "the event loop runs between steps",
+        ),
+    ]
+
+
+def run(_bootstrap: str | None, _workdir: object, quick: bool) -> list[Figure]:
+    return [
+        *handle_cost(quick),
+        *restore_and_memory(quick),
+        *scrape(quick, 5),
+        *scrape(quick, 100),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the events (smoke run)")
+    quick = parser.parse_args().quick
+    print(machine_facts(), flush=True)
+    print_figures("the processor alone", run(None, None, quick))
+    print(machine_facts())
+
+
+if __name__ == "__main__":
+    main()
