@@ -456,6 +456,7 @@ class Settings:
     group_instance_id: str | None = None
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     kpi: KpiConfig = field(default_factory=KpiConfig)
+    agent_metrics: bool = False  # KPI_AGENT_METRICS: per-agent series on /metrics
 
     @property
     def web_url(self) -> str:
@@ -515,7 +516,18 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         group_instance_id=text("KPI_GROUP_INSTANCE_ID"),
         security=kafka_security_from_env(env),
         kpi=kpi,
+        agent_metrics=agent_metrics_from_env(env),
     )
+
+
+def agent_metrics_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """KPI_AGENT_METRICS: true/false (also 1/0, yes/no, on/off); unset is false."""
+    value = (os.environ if env is None else env).get("KPI_AGENT_METRICS", "").strip().lower()
+    if value in ("", "false", "0", "no", "off"):
+        return False
+    if value in ("true", "1", "yes", "on"):
+        return True
+    raise ConfigError(f"KPI_AGENT_METRICS={value!r}: must be true or false")
 
 
 def _advertised_url(value: str | None) -> str | None:
