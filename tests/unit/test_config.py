@@ -159,7 +159,22 @@ BAD_FILES = [
         "'thresholds.csat_ratio'",
         id="threshold-wrong-order",
     ),
+    pytest.param("wallboard = 20", "'wallboard'", id="wallboard-not-table"),
+    pytest.param("[wallboard]\nmin_answer = 5", "'wallboard.min_answer'", id="wallboard-unknown"),
+    pytest.param("[wallboard]\nmin_answers = 0", "'wallboard.min_answers'", id="min-answers-0"),
+    pytest.param(
+        "[wallboard]\nmin_answers = 2.5", "'wallboard.min_answers'", id="min-answers-float"
+    ),
+    pytest.param(
+        "[wallboard]\nmin_answers = true", "'wallboard.min_answers'", id="min-answers-bool"
+    ),
 ]
+
+
+def test_wallboard_min_answers_defaults_to_20_and_can_be_set() -> None:
+    assert parse_kpi_config({}).min_answers == 20
+    assert parse_kpi_config({"wallboard": {}}).min_answers == 20
+    assert parse_kpi_config({"wallboard": {"min_answers": 5}}).min_answers == 5
 
 
 @pytest.mark.parametrize(("text", "names"), BAD_FILES)
