@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import urllib.error
@@ -25,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from stream.broker.harness import LocalBroker, free_ports
 from stream.broker.topics import ensure_topics
 from stream.simulate.generator import SimConfig, generate, to_ms
+from stream.supervisor import Supervised
 
 logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries while fresh topics get leaders
 
@@ -109,16 +108,19 @@ async def produce(bootstrap: str, prefix: str, messages: Iterable[Message]) -> i
     return sent
 
 
-def simulator_events(count: int, seed: int = 7) -> list[Message]:
+def simulator_events(count: int, seed: int = 7, mixed: bool = False) -> list[Message]:
     """The first `count` events of a seeded simulation of the last 12 hours, cached on disk.
 
     The mix is the simulator's: about 2 % re-sent duplicates and 1 % invalid events.
+    `mixed` adds the contact floor (calls, chats, agent statuses) beside the tickets.
     """
-    path = CACHE / f"sim-{count}-{seed}.tsv"
+    path = CACHE / f"sim-{count}-{seed}{'-mixed' if mixed else ''}.tsv"
     if not path.is_file() or time.time() - path.stat().st_mtime > CACHE_MAX_AGE_S:
         CACHE.mkdir(parents=True, exist_ok=True)
         rate = max(1_000.0, count / 4)  # tickets per peak hour: `count` events well within 12 h
-        config = SimConfig(seed=seed, rate=rate, agents=int(rate / 8))
+        # As many contacts as tickets, and enough agents for them (about 8 per 60 contacts/h).
+        floor = {"contact_rate": rate, "floor_agents": int(rate / 7)} if mixed else {}
+        config = SimConfig(seed=seed, rate=rate, agents=int(rate / 8), **floor)
         now = datetime.now(UTC)
         events = generate(config, now - timedelta(hours=12), None)
         lines, last_ms = [], 0
@@ -176,22 +178,26 @@ def cpu_seconds(pid: int) -> float:
 class WorkerProcess:
     """A `kpi-stream worker` subprocess on a namespace; its data directory survives restarts."""
 
-    def __init__(self, namespace: Namespace, workdir: Path) -> None:
+    def __init__(
+        self, namespace: Namespace, workdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.namespace = namespace
+        self.extra_env = env or {}
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = workdir / namespace.app_id
         self.log_path = workdir / f"{namespace.app_id}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child = Supervised(
+            "worker", ["-m", "stream", "worker"], log=self.log_path, stop_grace_s=60
+        )
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        return self.child.pid
 
     def start(self) -> float:
         """Launch the process; returns the perf_counter time of the launch."""
-        env = {
+        self.child.env = {
             **os.environ,
             "KPI_BROKER": f"kafka://{self.namespace.bootstrap}",
             "KPI_WEB_HOST": "127.0.0.1",
@@ -200,30 +206,16 @@ class WorkerProcess:
             "KPI_TOPIC_PREFIX": self.namespace.prefix,
             "KPI_DATA_DIR": str(self.data_dir),
             "KPI_PARTITIONS": str(PARTITIONS),
+            **self.extra_env,
         }
+        self.child.cwd = self.data_dir.parent
         started = time.perf_counter()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream", "worker"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir.parent,
-            )
+        self.child.start()
         return started
 
     def wait_ready(self, timeout_s: float = 300.0, interval_s: float = 0.05) -> float:
         """Poll /readyz until 200; returns the perf_counter time it first answered 200."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                if http_get(f"{self.url}/readyz", timeout_s=5)[0] == 200:
-                    return time.perf_counter()
-            except OSError:
-                pass  # not listening yet
-            time.sleep(interval_s)
-        raise TimeoutError(f"worker not ready within {timeout_s} s\n{self.log_tail()}")
+        return self.child.wait_ready(f"{self.url}/readyz", timeout_s, interval_s)
 
     def metrics(self) -> str:
         return http_get(f"{self.url}/metrics")[1].decode()
@@ -257,24 +249,15 @@ class WorkerProcess:
             time.sleep(max(interval_s, spent / max_share))
         raise TimeoutError(f"processed {self.processed()} of {count} within {timeout_s} s")
 
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """SIGTERM and wait for a clean shutdown (SIGKILL after `timeout_s`)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+    def stop(self) -> None:
+        """SIGTERM and wait for a clean shutdown (SIGKILL after 60 s)."""
+        self.child.stop()
 
     def log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.child.log_tail(lines)
 
     def _check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"worker exited ({self.process.returncode})\n{self.log_tail()}")
+        self.child.check_alive()
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from stream.config import KpiConfig, parse_kpi_config
 from stream.kpi.contrib import Layout, contribution
 from stream.kpi.index import KpiIndex
-from stream.kpi.ticket import Opened, Ticket
+from stream.kpi.ticket import Ticket
 from stream.kpi.windows import to_ms
 
 QUEUES = [f"queue-{n:02}" for n in range(20)]
@@ -49,14 +49,11 @@ def tickets(count: int) -> list[Ticket]:
     rng = random.Random(7)
     return [
         Ticket(
-            f"t{n}",
-            opened=Opened(
-                NOW - rng.randrange(30 * DAY_MS),
-                f"e{n}",
-                rng.choice(QUEUES),
-                rng.choice(CHANNELS),
-                rng.choice(PRIORITIES),
-            ),
+            opened_at=NOW - rng.randrange(30 * DAY_MS),
+            opened_event_id=f"e{n}",
+            queue=rng.choice(QUEUES),
+            channel=rng.choice(CHANNELS),
+            priority=rng.choice(PRIORITIES),
         )
         for n in range(count)
     ]

@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import orjson
 
 from stream import __version__
-from stream.config import load_kpi_config
+from stream.config import agent_metrics_from_env, load_kpi_config
 from stream.errors import ConfigError
 from stream.kpi.windows import to_ms
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class Commands(click.Group):
+    """The command group; the development commands are imported only when one is run, so
+    a worker never loads the broker harness, the demo or the simulator."""
+
+    DEVELOPMENT: Final = {
+        "broker": ("stream.broker.cli", "broker"),
+        "demo": ("stream.demo", "demo"),
+        "simulate": ("stream.simulate.command", "simulate"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.DEVELOPMENT])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.DEVELOPMENT:
+            module, name = self.DEVELOPMENT[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, prog_name="kpi-stream")
 def main() -> None:
     """Real-time customer-service KPIs from Kafka to Prometheus."""
@@ -79,10 +104,11 @@ def report(
 ) -> None:
     """Apply the KPI rules to EVENTS.jsonl (one event per line; - for stdin) and print
     what a single worker would export at --now."""
-    from stream.report import agent_metrics_enabled, prometheus_text, run_batch, samples
+    from stream.report import prometheus_text, run_batch, samples
 
     try:
         config = load_kpi_config(sla_config, tz)
+        per_agent = agent_metrics_from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -103,7 +129,6 @@ def report(
     if rejected > len(result.first_rejections):
         hidden = rejected - len(result.first_rejections)
         click.echo(f"  ... and {hidden} more invalid lines not shown", err=True)
-    per_agent = agent_metrics_enabled()
     if output_format == "json":
         sys.stdout.buffer.write(
             orjson.dumps(samples(result, per_agent), option=orjson.OPT_INDENT_2) + b"\n"
@@ -149,16 +174,3 @@ def _with_progress(stream: BinaryIO, path: Path) -> Iterator[bytes]:
             sys.stderr.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {100 * done // size}%")
         yield line
     sys.stderr.write("\r" + " " * 50 + "\r")
-
-
-def _register() -> None:
-    from stream.broker.cli import broker
-    from stream.demo import demo
-    from stream.simulate.command import simulate
-
-    main.add_command(broker)
-    main.add_command(demo)
-    main.add_command(simulate)
-
-
-_register()

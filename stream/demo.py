@@ -15,11 +15,7 @@ import ctypes
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +34,7 @@ from stream.broker.harness import (
     require_java,
 )
 from stream.broker.topics import ensure_topics
+from stream.supervisor import ChildFailed, Supervised
 
 APP_ID: Final = "kpi-demo"
 PARTITIONS: Final = 8
@@ -46,40 +43,12 @@ READY_TIMEOUT_S: Final = 180.0
 SIMULATOR_STOP_S: Final = 10.0
 WORKER_STOP_S: Final = 30.0
 _PR_SET_PDEATHSIG: Final = 1
+# Business-hours calendar and two queue policies (contract section 10), shipped with the code.
+DEMO_POLICY: Final = Path(__file__).with_name("demo_policy.toml")
 
 
 class DemoError(click.ClickException):
     """The demo could not start or one of its parts died."""
-
-
-@dataclass
-class Child:
-    """A subprocess of the demo (worker or simulator) with its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    stop_signal: signal.Signals
-    stop_grace_s: float
-    log: Path | None = None
-
-    def check_alive(self) -> None:
-        code = self.process.poll()
-        if code is not None:
-            raise DemoError(f"The {self.name} exited with code {code}.{_log_tail(self.log)}")
-
-    def stop(self) -> None:
-        """Send its stop signal, wait for the grace period, then SIGKILL."""
-        if self.process.poll() is None:
-            self.process.send_signal(self.stop_signal)
-        try:
-            self.process.wait(self.stop_grace_s)
-        except subprocess.TimeoutExpired:
-            click.echo(
-                f"The {self.name} ignored {self.stop_signal.name} for "
-                f"{self.stop_grace_s:.0f} s; killing it."
-            )
-            self.process.kill()
-            self.process.wait()
 
 
 @dataclass
@@ -88,18 +57,26 @@ class Demo:
 
     data_dir: Path
     broker: LocalBroker | None = None
-    children: list[Child] = field(default_factory=list)
+    children: list[Supervised] = field(default_factory=list)
 
     def check_alive(self) -> None:
         if self.broker is not None and not self.broker.is_running():
             raise DemoError(f"The Kafka broker exited.\n{self.broker.log_tail()}")
-        for child in self.children:
-            child.check_alive()
+        try:
+            for child in self.children:
+                child.check_alive()
+        except ChildFailed as exc:
+            raise DemoError(str(exc)) from None
 
     def stop(self) -> None:
         """The children in reverse start order (simulator, worker), then the broker."""
         while self.children:
-            self.children.pop().stop()
+            child = self.children.pop()
+            if not child.stop():
+                click.echo(
+                    f"The {child.name} ignored {child.stop_signal.name} for "
+                    f"{child.stop_grace_s:.0f} s; killed it."
+                )
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
@@ -222,33 +199,29 @@ def _start(running: Demo, port: int, backfill: float, rate: float, seed: int) ->
         "KPI_TOPIC_PREFIX": "",
         "KPI_ADVERTISED_URL": "",
         "KPI_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "KPI_SLA_CONFIG": str(DEMO_POLICY),
     }
-    worker_log = running.data_dir / "worker.log"
-    worker = _spawn(["worker"], worker_env, worker_log)
-    running.children.append(Child("worker", worker, signal.SIGTERM, WORKER_STOP_S, worker_log))
+    worker = _spawn("worker", ["worker"], worker_env, running.data_dir / "worker.log")
+    worker.stop_grace_s = WORKER_STOP_S
+    running.children.append(worker)
     simulator_args = ["simulate", "--backfill", str(backfill), "--rate", str(rate),
                       "--seed", str(seed), "--broker", broker_url, "--topic-prefix", ""]  # fmt: skip
-    simulator = _spawn(simulator_args, dict(os.environ), None)
+    simulator = _spawn("simulator", simulator_args, dict(os.environ), None)
     # SIGINT: the simulator prints its one-line summary of what it sent.
-    running.children.append(Child("simulator", simulator, signal.SIGINT, SIMULATOR_STOP_S))
+    simulator.stop_signal, simulator.stop_grace_s = signal.SIGINT, SIMULATOR_STOP_S
+    running.children.append(simulator)
     _wait_ready(running, f"http://127.0.0.1:{port}/readyz")
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+def _spawn(name: str, args: list[str], env: dict[str, str], log: Path | None) -> Supervised:
     """`python -m stream ARGS` in its own process group, so that Ctrl-C in the terminal
     reaches only the demo, which stops its parts in order; a log file takes stdout and
     stderr (without one, stderr stays the demo's: the simulator's summary line)."""
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
-        return subprocess.Popen(
-            [sys.executable, "-m", "stream", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT if log else None,
-            process_group=0,
-            preexec_fn=_child_setup,
-        )
+    child = Supervised(
+        name, ["-m", "stream", *args], env=env, log=log, own_process_group=True,
+        preexec=_child_setup,
+    )  # fmt: skip
+    return child.start()
 
 
 def _child_setup() -> None:
@@ -261,18 +234,11 @@ def _child_setup() -> None:
 
 def _wait_ready(running: Demo, url: str) -> None:
     """Until the worker's /readyz says 200 (partitions assigned, state recovered)."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        running.check_alive()
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.25)
-    log = running.data_dir / "worker.log"
-    raise DemoError(f"The worker was not ready within {READY_TIMEOUT_S:.0f} s.{_log_tail(log)}")
+    try:
+        running.children[0].wait_ready(url, READY_TIMEOUT_S, interval_s=0.25)
+    except ChildFailed as exc:
+        running.check_alive()  # the broker or the simulator may be the one that died
+        raise DemoError(str(exc)) from None
 
 
 def _print_urls(running: Demo, port: int) -> None:
@@ -295,10 +261,3 @@ def _wait(running: Demo, duration: float | None) -> None:
     while end is None or time.monotonic() < end:
         running.check_alive()
         time.sleep(0.5)
-
-
-def _log_tail(log: Path | None, lines: int = 30) -> str:
-    if log is None or not log.is_file():
-        return ""
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    return f"\n--- {log} (last {lines} lines) ---\n{tail}"

@@ -169,6 +169,8 @@ def _validate(obj: Any, now_ms: int, topic: str | None, key: bytes | None) -> Ev
             status=sys.intern(_choice(obj, "status", AGENT_STATUSES)),
             team=sys.intern("default" if team is None else _identifier(obj, "team")),
         )
+    if event_type == "ticket.reopened":  # no extra fields: an agent_id is ignored
+        return Event(event_id, event_type, entity_id, occurred_at)
     agent_id = obj.get("agent_id")
     if agent_id is not None and not isinstance(agent_id, str):
         raise _Invalid("invalid_field", "field agent_id must be a str")

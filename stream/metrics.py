@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from stream.events import REASONS
 from stream.kpi.contrib import Layout
-from stream.kpi.gauges import KPI_NAMES, kpis, total
+from stream.kpi.gauges import KPI_NAMES, TICKET_LIFE_KPI_NAMES, kpis, total
 from stream.kpi.sla import SLA_STATES
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import NPS_CATEGORIES
@@ -38,6 +38,9 @@ KPI_HELP: Final[dict[str, str]] = {
     "resolution_sla_attainment_ratio": "Share of resolutions within their SLA target",
     "csat_ratio": "Satisfied (score >= 4) share of CSAT responses",
     "nps_score": "Net Promoter Score: (promoters - detractors) / responses x 100",
+    "one_touch_resolution_ratio": "Share of resolutions with exactly one reply and no reopen",
+    "reopened_resolution_ratio": "Share of resolutions of tickets reopened at least once",
+    "replies_per_resolution_average": "Mean number of replies of the resolved tickets",
 }
 
 
@@ -82,8 +85,9 @@ def number(value: float) -> str:
 
 def kpi_gauges(snapshot: Snapshot, layout: Layout) -> Iterator[str]:
     """System-wide KPI gauges (`cs_*` per window, `cs_queue_*` per window and queue)."""
-    overall: dict[str, list[str]] = {n: [] for n in KPI_NAMES}
-    per_queue: dict[str, list[str]] = {n: [] for n in KPI_NAMES}
+    names = KPI_NAMES + TICKET_LIFE_KPI_NAMES
+    overall: dict[str, list[str]] = {n: [] for n in names}
+    per_queue: dict[str, list[str]] = {n: [] for n in names}
     for window, cells in snapshot.windows.items():
         for name, value in kpis(total(cells.values(), layout.size)).items():
             if value is not None:
@@ -96,9 +100,9 @@ def kpi_gauges(snapshot: Snapshot, layout: Layout) -> Iterator[str]:
             for name, value in kpis(total(by_queue[queue], layout.size)).items():
                 if value is not None:
                     per_queue[name].append(f"cs_queue_{name}{{{pair}}} {number(value)}\n")
-    for name in KPI_NAMES:
+    for name in names:
         yield header(f"cs_{name}", KPI_HELP[name]) + "".join(overall[name])
-    for name in KPI_NAMES:
+    for name in names:
         yield header(f"cs_queue_{name}", f"{KPI_HELP[name]}, per queue") + "".join(per_queue[name])
 
 
@@ -109,6 +113,17 @@ COUNTS: Final = (
     ("cs_first_response_sla_breaches", "First responses over target", Layout.FRT_BREACHES),
     ("cs_resolutions", "Resolutions in the window", Layout.RES_COUNT),
     ("cs_resolution_sla_breaches", "Resolutions over target", Layout.RES_BREACHES),
+    (
+        "cs_resolutions_one_touch",
+        "Resolutions with exactly one reply and no reopen",
+        Layout.RES_ONE_TOUCH,
+    ),
+    (
+        "cs_resolutions_reopened",
+        "Resolutions of tickets reopened at least once",
+        Layout.RES_REOPENED,
+    ),
+    ("cs_resolution_replies_sum", "Replies of the resolved tickets", Layout.RES_REPLIES_SUM),
     ("cs_csat_responses", "CSAT responses in the window", Layout.CSAT_COUNT),
     ("cs_csat_satisfied", "CSAT responses with score >= 4", Layout.CSAT_SATISFIED),
 )
@@ -197,6 +212,7 @@ class Health:
     assigned: int
     covered: int
     total: int
+    snapshot_ms: int | None = None  # the instant the scrape's KPIs were computed at
 
 
 class HealthCollector:
@@ -252,3 +268,9 @@ class HealthCollector:
         yield GaugeMetricFamily(
             "cs_kpi_partitions_expected", "Partitions of the input topics", value=health.total
         )
+        if health.snapshot_ms is not None:
+            yield GaugeMetricFamily(
+                "cs_kpi_snapshot_timestamp_seconds",
+                "The instant this scrape's KPIs and live gauges were computed at",
+                value=health.snapshot_ms / 1000,
+            )

@@ -76,6 +76,8 @@ async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> 
     except Exception as exc:
         log.critical("worker stopped: %s", exc)
         return 1
+    else:  # a clean stop: the next start reads only the changelog written after this
+        await runtime.save_snapshots()
     finally:
         await web.stop()
         await runtime.close()

@@ -420,15 +420,16 @@ def burn_rate_alerts(cfg: dict[str, Any], policy: Thresholds) -> list[Alert]:
     return alerts
 
 
-def contact_alerts(cfg: dict[str, Any]) -> list[Alert]:
-    """The contact centre: service level, abandonment, longest wait, agent occupancy."""
+def contact_alerts(cfg: dict[str, Any], policy: Thresholds) -> list[Alert]:
+    """The contact centre: service level and abandonment past the policy's amber level,
+    longest wait, agent occupancy."""
     team = cfg["teams"]["service"]
     alerts = []
     for name, key, kpi, compare, what in (
         ("CSContactServiceLevelLow", "contact_service_level", "service_level", "<", "below"),
         ("CSContactAbandonmentHigh", "contact_abandonment", "abandonment", ">", "above"),
     ):
-        t = cfg[key]
+        t = {**cfg[key], "target": policy[f"contact_{kpi}_ratio"]["amber"]}
         window = f'{{window="{t["window"]}"}}'
         label = kpi.replace("_", " ")
         alerts.append(
@@ -495,7 +496,7 @@ def all_alerts(cfg: dict[str, Any], policy: Thresholds) -> list[Alert]:
         awaiting_alerts(cfg)
         + attainment_alerts(cfg, policy)
         + burn_rate_alerts(cfg, policy)
-        + contact_alerts(cfg)
+        + contact_alerts(cfg, policy)
         + pipeline_alerts(cfg)
     )
 

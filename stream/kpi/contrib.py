@@ -41,6 +41,9 @@ class Layout:
     CSAT_COUNT: Final = 7
     CSAT_SATISFIED: Final = 8
     NPS: Final = 9  # three slots: promoter, passive, detractor
+    RES_ONE_TOUCH: Final = 12  # resolutions with exactly one reply and no reopen (section 9)
+    RES_REOPENED: Final = 13  # resolutions of tickets reopened at least once
+    RES_REPLIES_SUM: Final = 14  # replies of the resolved tickets
 
     def __init__(self, policy: SlaPolicy) -> None:
         """Bounds: the contract's defaults plus every target of every policy (section 10)."""
@@ -51,7 +54,7 @@ class Layout:
         self.res_bounds_ms = _bounds(
             RESOLUTION_BOUNDS_S, (t for p in policies for t in p.resolution_ms.values())
         )
-        self.frt_hist = 12
+        self.frt_hist = 15
         self.res_hist = self.frt_hist + len(self.frt_bounds_ms) + 1
         self.size = self.res_hist + len(self.res_bounds_ms) + 1
 
@@ -101,12 +104,20 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
             breached = sla.first_response_breached(priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
-        if ticket.resolved_at is not None:
+        if ticket.resolved_at is not None and ticket.is_resolved:
             resolution = max(0, ticket.resolved_at - opened_at)
             sla_resolution = sla.elapsed_ms(opened_at, ticket.resolved_at)
             breached = sla.resolution_breached(priority, sla_resolution)
             hist = layout.res_hist + bisect_left(layout.res_bounds_ms, resolution)
-            parts.append(_timed(ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist))
+            at, increments = _timed(
+                ticket.resolved_at, resolution, breached, Layout.RES_COUNT, hist
+            )
+            life = (
+                (Layout.RES_ONE_TOUCH, int(ticket.replies == 1 and ticket.reopens == 0)),
+                (Layout.RES_REOPENED, int(ticket.reopens > 0)),
+                (Layout.RES_REPLIES_SUM, ticket.replies),
+            )
+            parts.append((at, increments + life))
     else:
         dims = UNKNOWN_DIMS
     if ticket.csat is not None:
@@ -124,7 +135,7 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
         parts.append((bucket(ticket.nps.at), ((Layout.NPS + nps_category(ticket.nps.score), 1),)))
     if not parts:
         return None
-    is_open = opened_at is not None and ticket.resolved_at is None
+    is_open = opened_at is not None and not ticket.is_resolved
     awaiting: int | tuple[int, int] | None = None
     if opened_at is not None and is_open and ticket.first_reply_at is None:
         awaiting = opened_at if sla.calendar is None else (sla.clock(opened_at), opened_at)

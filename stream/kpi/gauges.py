@@ -15,6 +15,12 @@ KPI_NAMES: Final[tuple[str, ...]] = (
     "csat_ratio",
     "nps_score",
 )
+# Contract section 9: a ticket's whole life (also exported per queue as cs_queue_...).
+TICKET_LIFE_KPI_NAMES: Final[tuple[str, ...]] = (
+    "one_touch_resolution_ratio",
+    "reopened_resolution_ratio",
+    "replies_per_resolution_average",
+)
 
 
 def kpis(cell: list[int]) -> dict[str, float | None]:
@@ -37,6 +43,9 @@ def kpis(cell: list[int]) -> dict[str, float | None]:
         else None,
         "csat_ratio": cell[Layout.CSAT_SATISFIED] / csat_n if csat_n else None,
         "nps_score": (promoters - detractors) / nps_n * 100 if nps_n else None,
+        "one_touch_resolution_ratio": cell[Layout.RES_ONE_TOUCH] / res_n if res_n else None,
+        "reopened_resolution_ratio": cell[Layout.RES_REOPENED] / res_n if res_n else None,
+        "replies_per_resolution_average": cell[Layout.RES_REPLIES_SUM] / res_n if res_n else None,
     }
 
 

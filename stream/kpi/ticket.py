@@ -1,4 +1,4 @@
-"""The ticket: its record, its order-independent fold (contract section 2), its codec.
+"""The ticket: its record, its order-independent fold (contract sections 2 and 9), its codec.
 
 Every field is a lattice join: min, max, or latest-by-(occurred_at, event_id). Folding the
 same set of events in any order gives the same record; the processor's seen-id check
@@ -12,6 +12,7 @@ Extending the record (e.g. replies, reopens): add a field with a default at the 
 from __future__ import annotations
 
 import sys
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -21,9 +22,16 @@ import orjson
 from stream.config import KpiConfig
 from stream.events import Event
 from stream.kpi.contrib import Contribution, Layout, contribution
-from stream.kpi.entity import EntityRecord, pack_seen, unpack_seen
+from stream.kpi.entity import (
+    FINGERPRINT_BYTES,
+    EntityRecord,
+    fingerprint,
+    pack_seen,
+    split_seen,
+    unpack_seen,
+)
 from stream.kpi.index import KpiIndex
-from stream.kpi.types import INPUT_TOPICS
+from stream.kpi.types import TICKET_TOPICS
 
 TABLE = "tickets"
 
@@ -53,6 +61,32 @@ class Ticket(EntityRecord):
     resolved_at: int | None = None
     csat: SurveyAnswer | None = None
     nps: SurveyAnswer | None = None
+    # Section 9, and the agents section 8 credits: the reply giving first_reply_at and the
+    # resolve giving resolved_at, each with its agent_id (None when absent).
+    first_reply_event_id: str | None = None
+    first_reply_agent: str | None = None
+    reply_ids: bytes = b""  # fingerprints of the ticket.first_reply / .replied events, sorted
+    resolved_event_id: str | None = None  # largest (occurred_at, event_id) of the resolves
+    resolved_agent: str | None = None
+    reopened_at: int | None = None  # largest occurred_at of ticket.reopened
+    reopen_ids: bytes = b""  # fingerprints of the ticket.reopened events, sorted
+
+    @property
+    def replies(self) -> int:
+        """Distinct ticket.first_reply and ticket.replied events (section 9)."""
+        return len(self.reply_ids) // FINGERPRINT_BYTES
+
+    @property
+    def reopens(self) -> int:
+        """Distinct ticket.reopened events."""
+        return len(self.reopen_ids) // FINGERPRINT_BYTES
+
+    @property
+    def is_resolved(self) -> bool:
+        """Resolved: its latest resolve is at or after every reopen (section 9)."""
+        return self.resolved_at is not None and (
+            self.reopened_at is None or self.resolved_at >= self.reopened_at
+        )
 
     def is_expired(self, now_ms: int, retention_ms: int) -> bool:
         """True once `retention_ms` have passed since the ticket's latest event time."""
@@ -73,16 +107,35 @@ def apply(ticket: Ticket, event: Event) -> bool:
         ticket.channel = event.channel or "other"
         ticket.priority = event.priority or "normal"
         return True
-    if kind == "ticket.first_reply":
-        if ticket.first_reply_at is not None and at >= ticket.first_reply_at:
-            return False
-        ticket.first_reply_at = at
-        return True
+    if kind in ("ticket.first_reply", "ticket.replied"):
+        replies = with_mark(ticket.reply_ids, fingerprint(event.event_id))
+        changed = replies is not None
+        if replies is not None:
+            ticket.reply_ids = replies
+        first = ticket.first_reply_at
+        if first is None or (at, event.event_id) < (first, ticket.first_reply_event_id or ""):
+            ticket.first_reply_at = at
+            ticket.first_reply_event_id = event.event_id
+            ticket.first_reply_agent = event.agent_id
+            changed = True
+        return changed
     if kind == "ticket.resolved":
-        if ticket.resolved_at is not None and at <= ticket.resolved_at:
+        last = ticket.resolved_at
+        if last is not None and (at, event.event_id) <= (last, ticket.resolved_event_id or ""):
             return False
         ticket.resolved_at = at
+        ticket.resolved_event_id = event.event_id
+        ticket.resolved_agent = event.agent_id
         return True
+    if kind == "ticket.reopened":
+        reopens = with_mark(ticket.reopen_ids, fingerprint(event.event_id))
+        changed = reopens is not None
+        if reopens is not None:
+            ticket.reopen_ids = reopens
+        if ticket.reopened_at is None or at > ticket.reopened_at:
+            ticket.reopened_at = at
+            changed = True
+        return changed
     answer = SurveyAnswer(at, event.event_id, event.score or 0)
     if event.survey == "csat":
         if ticket.csat is not None and answer[:2] <= ticket.csat[:2]:
@@ -93,6 +146,19 @@ def apply(ticket: Ticket, event: Event) -> bool:
         return False
     ticket.nps = answer
     return True
+
+
+def with_mark(marks: bytes, mark: bytes) -> bytes | None:
+    """`marks` (sorted fingerprints) with `mark` added, or None when it is already in.
+
+    Sorted, so the same set of events gives the same bytes in any arrival order.
+    """
+    chunks = split_seen(marks)
+    position = bisect_left(chunks, mark)
+    if position < len(chunks) and chunks[position] == mark:
+        return None
+    cut = position * FINGERPRINT_BYTES
+    return marks[:cut] + mark + marks[cut:]
 
 
 def dumps(ticket: Ticket) -> bytes:
@@ -110,16 +176,36 @@ def dumps(ticket: Ticket) -> bytes:
             ticket.resolved_at,
             None if ticket.csat is None else tuple(ticket.csat),
             None if ticket.nps is None else tuple(ticket.nps),
+            ticket.first_reply_event_id,
+            ticket.first_reply_agent,
+            ticket.reply_ids.hex(),
+            ticket.resolved_event_id,
+            ticket.resolved_agent,
+            ticket.reopened_at,
+            ticket.reopen_ids.hex(),
         ]
     )
 
 
 def loads(raw: bytes) -> Ticket:
     """Inverse of `dumps`; label strings interned, as the decoder gives them."""
-    seen, last, opened_at, opened_id, queue, channel, priority, reply, resolved, csat, nps = (
-        orjson.loads(raw)
-    )
+    (
+        seen,
+        last,
+        opened_at,
+        opened_id,
+        queue,
+        channel,
+        priority,
+        reply,
+        resolved,
+        csat,
+        nps,
+        *life,
+    ) = orjson.loads(raw)
     intern = sys.intern
+    if life:  # written since section 9: the id sets are hex
+        life[2], life[6] = bytes.fromhex(life[2]), bytes.fromhex(life[6])
     return Ticket(
         unpack_seen(bytes.fromhex(seen)),
         last,
@@ -132,6 +218,7 @@ def loads(raw: bytes) -> Ticket:
         resolved,
         None if csat is None else SurveyAnswer(*csat),
         None if nps is None else SurveyAnswer(*nps),
+        *life,  # absent in records written before section 9: the defaults
     )
 
 
@@ -139,7 +226,7 @@ class TicketKind:
     """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
 
     table = TABLE
-    topics = INPUT_TOPICS
+    topics = TICKET_TOPICS
 
     def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
         self.policy = config.sla

@@ -30,6 +30,7 @@ from stream.events import Rejection
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import DLQ_TOPIC
+from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
 from stream.runtime.auth import bootstrap_servers, client_security
@@ -43,7 +44,10 @@ OFFSETS_REFRESH_S: Final = 2.0
 BROKER_LOST_S: Final = 15.0  # no broker answer for this long: not ready, data stale
 NO_PROGRESS_S: Final = 30.0  # lag but nothing applied for this long: data stale
 SWEEP_INTERVAL_S: Final = 600.0
+SNAPSHOT_INTERVAL_S: Final = 300.0
+RESTORE_CHUNK: Final = 20_000  # records handed to the processor between yields to the loop
 RETRY_S: Final = 1.0
+STOP_GRACE_S: Final = 20.0  # to finish the current batch on SIGTERM
 
 
 class EntityProcessor(Protocol):
@@ -69,6 +73,7 @@ class EntityProcessor(Protocol):
     def restore(
         self, table: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
     ) -> None: ...
+    def records(self, table: str, partition: int) -> Iterable[tuple[str, bytes]]: ...
     def assign(self, partitions: Iterable[int]) -> None: ...
     def revoke(self, partitions: Iterable[int]) -> None: ...
     def expire(self, now_ms: int) -> list[tuple[str, int, str]]: ...
@@ -123,6 +128,7 @@ class Runtime:
         self.dlq_topic = prefix + DLQ_TOPIC
         self.changelogs = {t: f"{settings.app_id}-{t}-changelog" for t in processor.tables}
         self.assignor = CoPartitionAssignor(settings.web_url)
+        self.snapshot_dir = settings.data_dir / settings.app_id
         self.lock = asyncio.Lock()
         self.owned: frozenset[int] = frozenset()
         self.serving = False  # partitions assigned and restored; False during a rebalance
@@ -186,6 +192,7 @@ class Runtime:
         timers = [
             asyncio.create_task(self._every(OFFSETS_REFRESH_S, self._refresh_offsets)),
             asyncio.create_task(self._every(self._sweep_interval(), self._sweep)),
+            asyncio.create_task(self._every(SNAPSHOT_INTERVAL_S, self.save_snapshots)),
         ]
         loop = asyncio.create_task(self._loop())
         stopped: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
@@ -196,6 +203,7 @@ class Runtime:
             for task in (loop, *timers):
                 if task.done() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            await asyncio.wait([loop], timeout=STOP_GRACE_S)  # it ends after its batch
         finally:
             for task in (loop, stopped, *timers):
                 task.cancel()
@@ -426,15 +434,65 @@ class Runtime:
         return frozenset(tp.partition for tp in tps if ends[tp] != self._changelog_end.get(tp))
 
     async def _restore(self, partitions: frozenset[int]) -> int:
-        """Bulk-read the changelogs of `partitions` into the processor."""
+        """Load `partitions` into the processor: the local snapshot if there is a usable
+        one, then the changelog from its offset (from the start without one) to the end."""
         table_of = {topic: table for table, topic in self.changelogs.items()}
-        starts = {TopicPartition(c, p): 0 for c in self.changelogs.values() for p in partitions}
+        tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in partitions]
+        ends = await self.consumer.end_offsets(tps) if tps else {}
+        starts = {}
+        count = 0
+        for tp in tps:
+            table = table_of[tp.topic]
+            snapshot = await asyncio.to_thread(
+                snapshots.read, self.snapshot_dir, table, tp.partition
+            )
+            if snapshot is None or snapshot.offset > ends[tp]:  # none, too old, or a new topic
+                starts[tp] = 0
+                continue
+            for start in range(0, len(snapshot.records), RESTORE_CHUNK):
+                chunk = snapshot.records[start : start + RESTORE_CHUNK]
+                self.processor.restore(table, tp.partition, chunk)
+                await asyncio.sleep(0)
+            count += len(snapshot.records)
+            starts[tp] = snapshot.offset
 
         def apply(tp: TopicPartition, records: Records) -> None:
             self.processor.restore(table_of[tp.topic], tp.partition, records)
 
-        count = await read_changelogs(self.restorer, starts, apply)
-        return count
+        tail = await read_changelogs(self.restorer, starts, apply)
+        log.info("restored %d records from local snapshots and %d from changelogs", count, tail)
+        return count + tail
+
+    async def save_snapshots(self) -> None:
+        """Write a local snapshot of every served table partition with its changelog offset.
+
+        One partition at a time under the lock (its records and changelog end belong
+        together); batches and scrapes go on in between, and the file is written in a thread.
+        """
+        started = time.monotonic()
+        table_of = {topic: table for table, topic in self.changelogs.items()}
+        written = 0
+        for tp in [TopicPartition(c, p) for c in self.changelogs.values() for p in self.owned]:
+            async with self.lock:
+                if not self.serving or tp.partition not in self.owned:
+                    continue
+                try:
+                    end = (await self.consumer.end_offsets([tp]))[tp]
+                except KafkaError as exc:  # without the offset a snapshot would be useless
+                    log.warning("no local snapshot written: %r", exc)
+                    return
+                table = table_of[tp.topic]
+                records = list(self.processor.records(table, tp.partition))
+            try:
+                written += await asyncio.to_thread(
+                    snapshots.write, self.snapshot_dir, table, tp.partition, end, records
+                )
+            except OSError as exc:  # only restart time depends on it
+                log.warning("local snapshot not written to %s: %r", self.snapshot_dir, exc)
+                return
+        log.info(
+            "local snapshots of %d records written in %.2f s", written, time.monotonic() - started
+        )
 
     async def _load_positions(self, assigned: set[TopicPartition]) -> None:
         """Next offset to apply per input partition: the committed one, else the beginning.

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 Records = list[tuple[bytes, bytes | None]]
-RESTORE_BATCH = 100_000  # records per getmany; each batch is applied, then the loop runs
+RESTORE_BATCH = 20_000  # records per getmany; each batch is applied, then the loop runs
 
 
 async def read_changelogs(

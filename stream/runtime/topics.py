@@ -18,7 +18,8 @@ from stream.errors import KpiStreamError
 NO_ERROR = 0
 TOPIC_ALREADY_EXISTS = 36
 METADATA_WAIT_S = 30.0
-COMPACTED = {"cleanup.policy": "compact"}
+# Tombstones stay a day after compaction; local snapshots older than half that are not used.
+COMPACTED = {"cleanup.policy": "compact", "delete.retention.ms": "86400000"}
 
 
 class TopicError(KpiStreamError):

@@ -48,6 +48,11 @@ RESOLUTION_MEDIAN_S = {"urgent": 3_000, "high": 19_000, "normal": 65_000, "low":
 REOPEN_GAP_MEDIAN_S = 30_000
 ABANDON_SHARE = 0.03  # never answered, never resolved
 REOPEN_SHARE = 0.06  # resolved again after a reopen
+# Helpdesks that send ticket.replied for every public reply and ticket.reopened (contract
+# section 9); the others send only ticket.first_reply, and a reopen shows as a later resolve.
+EVERY_REPLY_SHARE = 0.6
+FURTHER_REPLY_P = 0.45  # after each reply, the chance of one more before the resolve
+STILL_REOPENED_SHARE = 0.25  # reopened tickets not solved again
 CONFLICT_SHARE = 0.01  # a second, different ticket.opened (e.g. a form sent twice)
 SURVEY_RESPONSE = {"csat": 0.30, "nps": 0.15}  # response rates after resolution
 CHANGED_ANSWER_SHARE = 0.03
@@ -74,6 +79,8 @@ REQUIRED = {
     "ticket.first_reply": (),
     "ticket.resolved": (),
     "survey.responded": ("survey", "score"),
+    "ticket.replied": (),
+    "ticket.reopened": (),
     "contact.queued": ("queue", "channel"),
     "contact.answered": (),
     "contact.abandoned": (),
@@ -253,12 +260,18 @@ class Simulator:
         slowdown = 1 + 4 * max(0.0, utilisation - 0.8)
         replied = at + self._delay(FIRST_REPLY_MEDIAN_S[priority] * slowdown)
         agent = f"agent-{rng.randrange(config.agents) + 1:03d}"
-        self._emit("ticket.first_reply", ticket, replied, self._agent(agent))
         resolved = replied + self._delay(RESOLUTION_MEDIAN_S[priority])
-        self._emit("ticket.resolved", ticket, resolved, self._agent(agent))
-        if rng.random() < REOPEN_SHARE:
-            resolved += self._delay(REOPEN_GAP_MEDIAN_S)
+        if rng.random() < EVERY_REPLY_SHARE:
+            last = self._replies_and_reopen(ticket, replied, resolved, priority, agent)
+            if last is None:
+                return
+            resolved = last
+        else:
+            self._emit("ticket.first_reply", ticket, replied, self._agent(agent))
             self._emit("ticket.resolved", ticket, resolved, self._agent(agent))
+            if rng.random() < REOPEN_SHARE:
+                resolved += self._delay(REOPEN_GAP_MEDIAN_S)
+                self._emit("ticket.resolved", ticket, resolved, self._agent(agent))
         for survey, response_rate in SURVEY_RESPONSE.items():
             if rng.random() < response_rate:
                 answered = resolved + self._survey_delay()
@@ -266,6 +279,29 @@ class Simulator:
                 if rng.random() < CHANGED_ANSWER_SHARE:
                     answered += self._delay(3_600)
                     self._emit("survey.responded", ticket, answered, self._survey(survey))
+
+    def _replies_and_reopen(
+        self, ticket: str, replied: int, resolved: int, priority: str, agent: str
+    ) -> int | None:
+        """Every reply as ticket.replied, the resolve, maybe a reopen with its own reply
+        and a second resolve. Returns the last resolve (None: left reopened)."""
+        rng = self.rng
+        self._emit("ticket.replied", ticket, replied, self._agent(agent))
+        while rng.random() < FURTHER_REPLY_P:
+            later = replied + int(rng.random() * (resolved - replied))
+            self._emit("ticket.replied", ticket, later, self._agent(agent))
+        self._emit("ticket.resolved", ticket, resolved, self._agent(agent))
+        if rng.random() >= REOPEN_SHARE:
+            return resolved
+        reopened = resolved + self._delay(REOPEN_GAP_MEDIAN_S)
+        self._emit("ticket.reopened", ticket, reopened, {})
+        if rng.random() < STILL_REOPENED_SHARE:
+            return None
+        answer = reopened + self._delay(FIRST_REPLY_MEDIAN_S[priority])
+        self._emit("ticket.replied", ticket, answer, self._agent(agent))
+        resolved = answer + self._delay(RESOLUTION_MEDIAN_S[priority])
+        self._emit("ticket.resolved", ticket, resolved, self._agent(agent))
+        return resolved
 
     def _delay(self, median_s: float) -> int:
         return int(self.rng.lognormvariate(math.log(median_s), DELAY_SIGMA) * 1000)

@@ -21,6 +21,8 @@ LEVELS = {
     "resolution_sla_attainment_ratio": ("higher_is_better", 0.9, 0.8),
     "csat_ratio": ("higher_is_better", 0.85, 0.8),
     "nps_score": ("higher_is_better", 30, 20),
+    "contact_service_level_ratio": ("higher_is_better", 0.9, 0.8),
+    "contact_abandonment_ratio": ("lower_is_better", 0.05, 0.1),
 }
 EXPECTED = {k: {"direction": d, "green": g, "amber": a} for k, (d, g, a) in LEVELS.items()}
 
@@ -63,6 +65,12 @@ def test_alerts_fire_below_amber_and_burn_rates_use_green_as_objective() -> None
     assert alerts["CSNPSLow", "ticket"].startswith('queue_window:cs_nps:score{window="24h"} < 20\n')
     assert " < 0.8\n" in alerts["CSFirstResponseSLAAttainmentLow", "ticket"]
     assert " < 0.8\n" in alerts["CSResolutionSLAAttainmentLow", "ticket"]
+    assert alerts["CSContactServiceLevelLow", "page"].startswith(
+        'queue_window:cs_contact_service_level:ratio{window="1h"} < 0.8\n'
+    )
+    assert alerts["CSContactAbandonmentHigh", "ticket"].startswith(
+        'queue_window:cs_contact_abandonment:ratio{window="1h"} > 0.1\n'
+    )
     page = alerts["CSFirstResponseSLABurnRate", "page"]
     assert page.splitlines()[0] == (
         '(1 - window:cs_first_response_sla_attainment:ratio{window="1h"}) > (6 * 0.1)'

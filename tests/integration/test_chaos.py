@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from aiokafka.structs import TopicPartition
 
 from stream.broker.harness import LocalBroker, free_ports
 from stream.kpi.types import INPUT_TOPICS, TOPIC_OF_TYPE
+from stream.supervisor import Supervised
 from tests.integration.worker_harness import (
     Scenario,
     Worker,
@@ -73,12 +72,13 @@ class Figures:
     longest_recovery_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
-    def line(self) -> str:
+    def line(self, slow_answers: int) -> str:
         return (
             f"chaos: {self.kills} SIGKILLs, {self.broker_restarts} broker restarts, "
             f"{self.rebalances} rebalances (1 <-> 3 workers), {self.simulator_restarts} "
             f"simulator restarts, {self.events} input messages, longest recovery "
-            f"{self.longest_recovery_s:.1f} s, {time.monotonic() - self.started:.0f} s in all"
+            f"{self.longest_recovery_s:.1f} s, {slow_answers} /readyz requests unanswered "
+            f"for 10 s, {time.monotonic() - self.started:.0f} s in all"
         )
 
 
@@ -87,8 +87,9 @@ class Simulator:
 
     def __init__(self, scenario: Scenario, figures: Figures) -> None:
         self.scenario, self.figures = scenario, figures
-        self.log = scenario.workdir / "simulator.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child = Supervised(
+            "simulator", ["-m", "stream"], log=scenario.workdir / "simulator.log", stop_grace_s=20
+        )
         self.seed = 7
 
     def start(self) -> None:
@@ -97,28 +98,22 @@ class Simulator:
             "KPI_BROKER": f"kafka://{self.scenario.bootstrap}",
             "KPI_TOPIC_PREFIX": self.scenario.prefix,
         }
-        command = [
+        self.child.args = [
             sys.executable, "-m", "stream", "simulate", "--rate", SIMULATOR_RATE,
             "--contact-rate", "0", "--backfill", "0.05", "--duration", "3600",
             "--seed", str(self.seed),
         ]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        self.child.env = env
+        self.child.start()
 
     def keep_running(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
+        if self.child.process is not None and not self.child.running():
             self.figures.simulator_restarts += 1
             self.seed += 1
             self.start()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        self.child.stop()
 
 
 class Cluster:
@@ -132,6 +127,7 @@ class Cluster:
         ]
         started.extend(self.workers)
         self.size = 0
+        self.slow_answers = 0
 
     @property
     def running(self) -> list[Worker]:
@@ -150,7 +146,11 @@ class Cluster:
         began = time.monotonic()
         deadline = began + timeout_s
         while True:
-            owned = [set(w.ready_partitions()) for w in self.running]
+            try:
+                owned = [set(w.ready_partitions()) for w in self.running]
+            except TimeoutError:  # /readyz unanswered for 10 s: counted, asked again
+                self.slow_answers += 1
+                continue
             every = set().union(*owned)
             if all(owned) and sum(map(len, owned)) == len(every) == PARTITIONS:
                 return time.monotonic() - began
@@ -264,7 +264,7 @@ def test_chaos_kills_broker_restart_and_rebalances_end_exactly_like_the_report(
     (last,) = cluster.running
     wait_caught_up([last], timeout_s=180)
     scraped, expected = scrape_matching_report(last, report_lines(messages), scenario.workdir)
-    print(figures.line())
+    print(figures.line(cluster.slow_answers))
     assert figures.kills >= (50 if soak else 10)
     assert figures.broker_restarts >= (5 if soak else 1)
     assert figures.rebalances >= (20 if soak else 2)

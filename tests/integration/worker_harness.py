@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -28,8 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.broker.harness import free_ports
 from stream.broker.topics import ensure_topics
-from stream.kpi.types import DLQ_TOPIC, TOPIC_OF_TYPE
-from stream.kpi.windows import bucket, from_ms
+from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
+from stream.kpi.windows import from_ms
+from stream.supervisor import ChildFailed, Supervised
 
 # Families that the batch report also prints (pipeline health is the worker's own).
 HEALTH_PREFIXES = (
@@ -38,6 +38,7 @@ HEALTH_PREFIXES = (
     "cs_consumer_lag",
     "cs_partitions_assigned",
     "cs_kpi_partitions",
+    "cs_kpi_snapshot",
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +157,9 @@ class Worker:
         self.timezone = timezone
         self.extra_env = dict(extra_env or {})  # set last: may override KPI_BROKER etc.
         self.module = module  # `python -m MODULE worker`; tests may wrap the real worker
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child = Supervised(
+            name, ["-m", module, "worker"], log=self.log_path, cwd=scenario.workdir
+        )
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -178,30 +181,21 @@ class Worker:
         env.update(self.extra_env)
         return env
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.child.process
+
     def start(self) -> Worker:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "worker"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.scenario.workdir,
-        )
+        self.child.env = self.env()
+        self.child.start()
         return self
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until /readyz answers 200 (partitions assigned, state recovered)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"worker {self.name} not ready after {timeout_s}s\n{self.log_tail()}")
+        try:
+            self.child.wait_ready(f"{self.url}/readyz", timeout_s)
+        except ChildFailed as exc:
+            raise AssertionError(f"worker {self.name}: {exc}") from None
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
@@ -224,19 +218,11 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+        self.child.kill()
 
     def stop(self) -> None:
-        """SIGTERM and wait for a clean shutdown."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        """SIGTERM and wait for a clean shutdown (SIGKILL after 30 s)."""
+        self.child.stop()
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.log_path.exists():
@@ -245,18 +231,19 @@ class Worker:
 
     def wait_exit(self, timeout_s: float = 60.0) -> int:
         """The exit code, once the process has ended by itself."""
-        assert self.process is not None
-        return self.process.wait(timeout_s)
+        return self.child.wait_exit(timeout_s)
 
     def caught_up(self) -> bool:
         """True when the worker reports lag 0 for every input partition it serves."""
         owned = self.ready_partitions()
         lags = [v for (n, _), v in self.metrics().items() if n == "cs_consumer_lag_messages"]
-        return bool(owned) and len(lags) == 4 * len(owned) and not any(lags)
+        return bool(owned) and len(lags) == len(INPUT_TOPICS) * len(owned) and not any(lags)
 
     def _check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"worker {self.name} exited\n{self.log_tail()}")
+        try:
+            self.child.check_alive()
+        except ChildFailed as exc:
+            raise AssertionError(f"worker {self.name}: {exc}") from None
 
 
 def parse_samples(text: str) -> Samples:
@@ -357,14 +344,14 @@ def rfc3339(ms: int) -> str:
 def scrape_matching_report(
     worker: Worker, lines: list[bytes], workdir: Path, sla_config: Path | None = None
 ) -> tuple[Samples, Samples]:
-    """Scrape the worker and run the report at the scrape instant.
+    """Scrape the worker and run the report at the instant its numbers were computed at
+    (`cs_kpi_snapshot_timestamp_seconds`): the two must agree exactly, agents' time in
+    status (which runs to the millisecond) included."""
+    samples = worker.metrics()
+    at = snapshot_ms(samples)
+    return kpi_samples(samples), report(lines, rfc3339(at), workdir, sla_config)
 
-    The two must agree exactly; a scrape that straddles a minute boundary is repeated.
-    """
-    for _ in range(3):
-        before = now_ms()
-        scraped = kpi_samples(worker.metrics())
-        after = now_ms()
-        if bucket(before) == bucket(after):
-            return scraped, report(lines, rfc3339(before), workdir, sla_config)
-    raise AssertionError("could not scrape within one minute bucket")
+
+def snapshot_ms(samples: Samples) -> int:
+    """The instant (epoch ms) a scrape's KPIs were computed at."""
+    return round(samples["cs_kpi_snapshot_timestamp_seconds", ()] * 1000)

@@ -66,6 +66,14 @@ def first_reply(ticket_id: str, at: int | str, **fields: Any) -> Payload:
     return payload("ticket.first_reply", ticket_id, at, **fields)
 
 
+def replied(ticket_id: str, at: int | str, **fields: Any) -> Payload:
+    return payload("ticket.replied", ticket_id, at, **fields)
+
+
+def reopened(ticket_id: str, at: int | str, **fields: Any) -> Payload:
+    return payload("ticket.reopened", ticket_id, at, **fields)
+
+
 def resolved(ticket_id: str, at: int | str, **fields: Any) -> Payload:
     return payload("ticket.resolved", ticket_id, at, **fields)
 

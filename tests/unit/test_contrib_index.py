@@ -46,6 +46,9 @@ NAMED_SLOTS = {
     Layout.NPS: "nps_promoter",
     Layout.NPS + 1: "nps_passive",
     Layout.NPS + 2: "nps_detractor",
+    Layout.RES_ONE_TOUCH: "res_one_touch",
+    Layout.RES_REOPENED: "res_reopened",
+    Layout.RES_REPLIES_SUM: "res_replies",
 }
 
 
@@ -158,7 +161,13 @@ CONTRIBUTIONS = [
         {
             0: {"opened": 1},
             5: {"frt_count": 1, "frt_sum_ms": 300_000, "frt_le_300": 1},
-            60: {"res_count": 1, "res_sum_ms": HOUR, "res_le_3600": 1},
+            60: {
+                "res_count": 1,
+                "res_sum_ms": HOUR,
+                "res_le_3600": 1,
+                "res_one_touch": 1,
+                "res_replies": 1,
+            },
         },
         False,
         None,

@@ -17,6 +17,8 @@ from kpi_helpers import (
     opened,
     payload,
     queued,
+    reopened,
+    replied,
     resolved,
     status,
     survey,
@@ -25,7 +27,7 @@ from kpi_helpers import (
 )
 
 from stream.events import ENTITY_ID_FIELD, REASONS, Event, Rejection, decode
-from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
+from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TICKET_TOPICS, TOPIC_OF_TYPE
 
 T = "2026-11-22T09:00:00Z"
 T_MS = utc_ms(T)
@@ -53,12 +55,17 @@ def test_topics_and_types_are_the_contract_table() -> None:
         "contact.ended": "cs.contact.ended",
         "contact.wrapped": "cs.contact.wrapped",
         "agent.status": "cs.agent.status",
+        "ticket.replied": "cs.ticket.replied",
+        "ticket.reopened": "cs.ticket.reopened",
     }
-    assert INPUT_TOPICS == (
+    assert tuple(TOPIC_OF_TYPE.values()) == INPUT_TOPICS
+    assert TICKET_TOPICS == (
         "cs.ticket.opened",
         "cs.ticket.first_reply",
         "cs.ticket.resolved",
         "cs.survey.responded",
+        "cs.ticket.replied",
+        "cs.ticket.reopened",
     )
     assert DLQ_TOPIC == "cs.events.dlq"
 
@@ -80,6 +87,21 @@ def test_topics_and_types_are_the_contract_table() -> None:
             first_reply("t1", T, event_id="e2", agent_id="agent-7"),
             Event("e2", "ticket.first_reply", "t1", T_MS, agent_id="agent-7"),
             id="first_reply-with-agent",
+        ),
+        pytest.param(
+            replied("t1", T, event_id="e7", agent_id="agent-2"),
+            Event("e7", "ticket.replied", "t1", T_MS, agent_id="agent-2"),
+            id="replied-with-agent",
+        ),
+        pytest.param(
+            replied("t1", T, event_id="e7"),
+            Event("e7", "ticket.replied", "t1", T_MS),
+            id="replied-without-agent",
+        ),
+        pytest.param(
+            reopened("t1", T, event_id="e8", agent_id=5),
+            Event("e8", "ticket.reopened", "t1", T_MS),
+            id="reopened-ignores-extra-agent_id",
         ),
         pytest.param(
             resolved("t1", T, event_id="e3", agent_id=None),
@@ -281,6 +303,8 @@ def test_type_must_match_the_topic_it_came_from(event_type: str, topic: str) -> 
         "ticket.first_reply": first_reply("t", T),
         "ticket.resolved": resolved("t", T),
         "survey.responded": survey("t", T, "nps", 9),
+        "ticket.replied": replied("t", T),
+        "ticket.reopened": reopened("t", T),
         "contact.queued": queued("t", T),
         "contact.answered": answered("t", T),
         "contact.abandoned": abandoned("t", T),

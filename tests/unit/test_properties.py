@@ -46,7 +46,7 @@ CHANNELS = ["phone", "email", "chat", "social", "web", "other"]
 PRIORITIES = ["low", "normal", "high", "urgent"]
 ZONES = ["UTC", "Europe/Berlin", "America/Santiago"]
 OFFSETS_MIN = [0, 60, -300, 330, 840, -660]
-KINDS = ["opened", "first_reply", "resolved", "csat", "nps"]
+KINDS = ["opened", "first_reply", "resolved", "csat", "nps", "replied", "reopened"]
 
 
 @st.composite
@@ -76,7 +76,7 @@ def ticket_events(draw: st.DrawFn, ticket_id: str) -> list[dict[str, Any]]:
                 "channel": draw(st.sampled_from(CHANNELS)),
                 "priority": draw(st.sampled_from(PRIORITIES)),
             }
-        elif kind in ("first_reply", "resolved"):
+        elif kind in ("first_reply", "resolved", "replied", "reopened"):
             fields = {"type": f"ticket.{kind}"}
         else:
             low, top = (1, 5) if kind == "csat" else (0, 10)
@@ -246,13 +246,15 @@ def test_any_queue_name_round_trips_through_the_exposition(queues: list[str]) ->
 
 @dataclass
 class Reference:
-    """A ticket as sections 2 and 3 describe it, computed straight from its events."""
+    """A ticket as sections 2, 3 and 9 describe it, computed straight from its events."""
 
     opened: dict[str, Any] | None
     first_reply_at: int | None
-    resolved_at: int | None
+    resolved_at: int | None  # None also while a reopen after the last resolve holds
     surveys: dict[str, dict[str, Any]]
     last_event_at: int
+    replies: int
+    reopens: int
 
 
 def reference_tickets(events: list[dict[str, Any]]) -> dict[str, Reference]:
@@ -262,8 +264,17 @@ def reference_tickets(events: list[dict[str, Any]]) -> dict[str, Reference]:
     tickets = {}
     for ticket_id, mine in by_ticket.items():
         opens = [e for e in mine if e["type"] == "ticket.opened"]
-        replies = [e["occurred_at"] for e in mine if e["type"] == "ticket.first_reply"]
+        replies = {
+            e["event_id"]: e["occurred_at"]
+            for e in mine
+            if e["type"] in ("ticket.first_reply", "ticket.replied")
+        }
         solves = [e["occurred_at"] for e in mine if e["type"] == "ticket.resolved"]
+        reopens = {e["event_id"]: e["occurred_at"] for e in mine if e["type"] == "ticket.reopened"}
+        # Resolved when the last resolve is at or after every reopen.
+        resolved = max(solves, default=None)
+        if resolved is not None and resolved < max(reopens.values(), default=resolved):
+            resolved = None
         surveys = {}
         for kind in ("csat", "nps"):
             answers = [e for e in mine if e.get("survey") == kind]
@@ -271,10 +282,12 @@ def reference_tickets(events: list[dict[str, Any]]) -> dict[str, Reference]:
                 surveys[kind] = max(answers, key=lambda e: (e["occurred_at"], e["event_id"]))
         tickets[ticket_id] = Reference(
             min(opens, key=lambda e: (e["occurred_at"], e["event_id"])) if opens else None,
-            min(replies, default=None),
-            max(solves, default=None),
+            min(replies.values(), default=None),
+            resolved,
             surveys,
             max(e["occurred_at"] for e in mine),
+            len(replies),
+            len(reopens),
         )
     return tickets
 
@@ -297,6 +310,7 @@ def expected_gauges(events: list[dict[str, Any]]) -> dict[tuple[str, str], float
     gauges: dict[tuple[str, str], float] = {}
     for window in ("15m", "1h", "24h", "today"):
         frt, frt_ok, res, res_ok, csat, nps = [], 0, [], 0, [], []
+        one_touch = reopened = replies = 0
         for ticket in live.values():
             o = ticket.opened
             replied, solved = ticket.first_reply_at, ticket.resolved_at
@@ -306,6 +320,9 @@ def expected_gauges(events: list[dict[str, Any]]) -> dict[tuple[str, str], float
             if o is not None and solved is not None and in_window(solved, window):
                 res.append(max(0, solved - o["occurred_at"]))
                 res_ok += res[-1] <= POLICY.resolution_ms[o["priority"]]
+                one_touch += ticket.replies == 1 and ticket.reopens == 0
+                reopened += ticket.reopens > 0
+                replies += ticket.replies
             for kind, answer in ticket.surveys.items():
                 if in_window(answer["occurred_at"], window):
                     (csat if kind == "csat" else nps).append(answer["score"])
@@ -315,6 +332,9 @@ def expected_gauges(events: list[dict[str, Any]]) -> dict[tuple[str, str], float
         if res:
             gauges["cs_resolution_time_average_seconds", window] = sum(res) / len(res) / 1000
             gauges["cs_resolution_sla_attainment_ratio", window] = res_ok / len(res)
+            gauges["cs_one_touch_resolution_ratio", window] = one_touch / len(res)
+            gauges["cs_reopened_resolution_ratio", window] = reopened / len(res)
+            gauges["cs_replies_per_resolution_average", window] = replies / len(res)
         if csat:
             gauges["cs_csat_ratio", window] = sum(s >= 4 for s in csat) / len(csat)
         if nps:

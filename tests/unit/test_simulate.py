@@ -28,6 +28,8 @@ TOPIC_OF = {
     "ticket.first_reply": "cs.ticket.first_reply",
     "ticket.resolved": "cs.ticket.resolved",
     "survey.responded": "cs.survey.responded",
+    "ticket.replied": "cs.ticket.replied",
+    "ticket.reopened": "cs.ticket.reopened",
     "contact.queued": "cs.contact.queued",
     "contact.answered": "cs.contact.answered",
     "contact.abandoned": "cs.contact.abandoned",
@@ -119,6 +121,13 @@ class Ticket:
     first_reply: int | None = None
     resolutions: list[int] = field(default_factory=list)
     surveys: list[tuple[str, int, int]] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)  # event id -> type
+    reopens: list[int] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> bool:
+        """Section 9: the latest resolve is at or after every reopen."""
+        return bool(self.resolutions) and max(self.resolutions) >= max(self.reopens, default=0)
 
 
 def fold(events: Iterable[SimulatedEvent]) -> dict[str, Ticket]:
@@ -134,10 +143,13 @@ def fold(events: Iterable[SimulatedEvent]) -> dict[str, Ticket]:
             if ticket.opened is None or (at, event["event_id"]) < ticket.opened:
                 ticket.opened = (at, event["event_id"])
                 ticket.priority, ticket.queue = event["priority"], event["queue"]
-        elif event["type"] == "ticket.first_reply":
+        elif event["type"] in ("ticket.first_reply", "ticket.replied"):
             ticket.first_reply = min(at, ticket.first_reply or at)
+            ticket.replies[event["event_id"]] = event["type"]
         elif event["type"] == "ticket.resolved":
             ticket.resolutions.append(at)
+        elif event["type"] == "ticket.reopened":
+            ticket.reopens.append(at)
         else:
             ticket.surveys.append((event["survey"], event["score"], at))
     return tickets
@@ -159,7 +171,7 @@ def test_same_seed_and_start_give_identical_bytes() -> None:
         return list(generate(SimConfig(seed=seed), start, start + timedelta(hours=6)))
 
     first = run(1, MONDAY)
-    assert len(first) > 500
+    assert len(first) > 400
     assert run(1, MONDAY) == first
     assert run(2, MONDAY) != first
     later = run(1, MONDAY + timedelta(minutes=1))
@@ -275,11 +287,30 @@ def test_some_tickets_are_still_awaiting_a_first_reply_at_the_end(
 
 
 def test_reopens_and_conflicting_opened_events(tickets: dict[str, Ticket]) -> None:
-    reopened = sum(len(set(t.resolutions)) > 1 for t in tickets.values())
+    reopened = sum(len(set(t.resolutions)) > 1 or bool(t.reopens) for t in tickets.values())
     conflicting = [t for t in tickets.values() if len(t.opened_ids) > 1]
     assert 0.03 <= reopened / len(tickets) <= 0.10
     assert any(len(t.opened_times) == 1 for t in conflicting), "same time, id breaks the tie"
     assert any(len(t.opened_times) > 1 for t in conflicting)
+
+
+def test_every_reply_and_reopens_as_helpdesks_send_them(tickets: dict[str, Ticket]) -> None:
+    """Section 9: some helpdesks send every reply and reopens, the others only first replies."""
+    replied = [t for t in tickets.values() if t.replies]
+    every_reply = [t for t in replied if "ticket.replied" in t.replies.values()]
+    first_only = [t for t in replied if "ticket.replied" not in t.replies.values()]
+    assert all(set(t.replies.values()) == {"ticket.first_reply"} for t in first_only)
+    assert all(len(t.replies) == 1 and not t.reopens for t in first_only)
+    assert 0.5 <= len(every_reply) / len(replied) <= 0.7
+    several = sum(len(t.replies) > 1 for t in every_reply) / len(every_reply)
+    assert 0.35 <= several <= 0.6
+    with_reopen = [t for t in every_reply if t.reopens]
+    assert 0.03 <= len(with_reopen) / len(every_reply) <= 0.10
+    still_open = sum(not t.resolved for t in with_reopen) / len(with_reopen)
+    assert 0.1 <= still_open <= 0.4
+    assert all(max(t.reopens) > min(t.resolutions) for t in with_reopen)
+    one_touch = [t for t in replied if t.resolved and len(t.replies) == 1 and not t.reopens]
+    assert 0.4 <= len(one_touch) / sum(t.resolved for t in replied) <= 0.8
 
 
 def test_surveys_come_after_resolution_some_more_than_a_day_later(

@@ -6,11 +6,14 @@ The calendar is Stockholm office hours, Mon-Fri 08:00-17:00, holiday 2026-12-24;
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from kpi_helpers import HOUR, MINUTE, dims, exported, first_reply, key, opened, report, resolved
 from kpi_helpers import utc_ms as at
 
-from stream.config import KpiConfig, parse_kpi_config
+from stream.config import KpiConfig, load_kpi_config, parse_kpi_config
+from stream.demo import DEMO_POLICY
 
 POLICY_FILE = {
     "calendars": {
@@ -133,3 +136,18 @@ def test_without_a_default_policy_other_queues_get_the_top_level_targets() -> No
     assert metrics[key("cs_tickets_awaiting_first_response", sla_state="at_risk", **SALES)] == 1
     later = exported(report(events, now=now + 1, config=parse_kpi_config(only_billing)))
     assert later[key("cs_tickets_awaiting_first_response", sla_state="breached", **SALES)] == 1
+
+
+def test_the_demo_policy_file_has_a_calendar_and_two_queue_policies() -> None:
+    config = load_kpi_config(DEMO_POLICY, ZoneInfo("UTC"))
+    office = config.calendars["stockholm-office"]
+    assert office.timezone == ZoneInfo("Europe/Stockholm")
+    vip, billing, other = (config.sla.for_queue(q) for q in ("vip", "billing", "returns"))
+    assert vip.calendar is office and billing.calendar is office and other.calendar is None
+    assert vip.first_response_ms["urgent"] == 600_000
+    assert billing.first_response_ms == config.sla.first_response_ms
+    assert other.first_response_ms["low"] == 172_800_000
+    # Friday 2026-11-27 15:00 -> Monday 09:00 in office hours: Fri 15-16, Mon 08-09.
+    assert billing.elapsed_ms(at("2026-11-27T15:00:00+01:00"), at("2026-11-30T09:00:00+01:00")) == (
+        2 * HOUR
+    )
