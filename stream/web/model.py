@@ -50,6 +50,7 @@ def api_document(
             ],
         },
         "thresholds": settings.kpi.thresholds,
+        "min_answers": settings.kpi.min_answers,
         "contact_centre": contact_centre_document(
             system.centre.capped(settings.kpi.max_queues, settings.kpi.max_agents), system.now_ms
         ),
