@@ -42,6 +42,7 @@ from prom_harness import (
 )
 
 from stream.config import KpiConfig
+from stream.events import ENTITY_ID_FIELD
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S
 from stream.kpi.types import TOPIC_OF_TYPE
 from stream.processor import Processor
@@ -89,7 +90,7 @@ def event(kind: str, ticket: str, at: datetime, **fields: str | int) -> Message:
     body = {
         "event_id": str(uuid.uuid4()),
         "type": kind,
-        "ticket_id": ticket,
+        ENTITY_ID_FIELD[kind.partition(".")[0]]: ticket,
         "occurred_at": at.isoformat(timespec="milliseconds"),
         **fields,
     }
@@ -97,7 +98,7 @@ def event(kind: str, ticket: str, at: datetime, **fields: str | int) -> Message:
 
 
 def backfill(zone: str, now: datetime) -> list[Message]:
-    config = SimConfig(seed=7, timezone=zone)
+    config = SimConfig(seed=7, timezone=zone, contact_rate=180, floor_agents=40)
     return [(e.topic, e.key, e.value) for e in generate(config, now - BACKFILL, now)]
 
 
@@ -116,6 +117,14 @@ def quiet_queue(now: datetime) -> list[Message]:
         event("survey.responded", late, now - timedelta(minutes=2), survey="nps", score=0),
         event(
             "ticket.opened", waiting, opened, queue=QUIET_QUEUE, channel="chat", priority="normal"
+        ),
+        # A caller waiting right now: the live queue and its longest wait have data.
+        event(
+            "contact.queued",
+            "E2E-QUIET-CALL",
+            now - timedelta(seconds=30),
+            queue=QUIET_QUEUE,
+            channel="phone",
         ),
     ]
 
