@@ -108,16 +108,19 @@ async def produce(bootstrap: str, prefix: str, messages: Iterable[Message]) -> i
     return sent
 
 
-def simulator_events(count: int, seed: int = 7) -> list[Message]:
+def simulator_events(count: int, seed: int = 7, mixed: bool = False) -> list[Message]:
     """The first `count` events of a seeded simulation of the last 12 hours, cached on disk.
 
     The mix is the simulator's: about 2 % re-sent duplicates and 1 % invalid events.
+    `mixed` adds the contact floor (calls, chats, agent statuses) beside the tickets.
     """
-    path = CACHE / f"sim-{count}-{seed}.tsv"
+    path = CACHE / f"sim-{count}-{seed}{'-mixed' if mixed else ''}.tsv"
     if not path.is_file() or time.time() - path.stat().st_mtime > CACHE_MAX_AGE_S:
         CACHE.mkdir(parents=True, exist_ok=True)
         rate = max(1_000.0, count / 4)  # tickets per peak hour: `count` events well within 12 h
-        config = SimConfig(seed=seed, rate=rate, agents=int(rate / 8))
+        # As many contacts as tickets, and enough agents for them (about 8 per 60 contacts/h).
+        floor = {"contact_rate": rate, "floor_agents": int(rate / 7)} if mixed else {}
+        config = SimConfig(seed=seed, rate=rate, agents=int(rate / 8), **floor)
         now = datetime.now(UTC)
         events = generate(config, now - timedelta(hours=12), None)
         lines, last_ms = [], 0
@@ -175,8 +178,11 @@ def cpu_seconds(pid: int) -> float:
 class WorkerProcess:
     """A `kpi-stream worker` subprocess on a namespace; its data directory survives restarts."""
 
-    def __init__(self, namespace: Namespace, workdir: Path) -> None:
+    def __init__(
+        self, namespace: Namespace, workdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.namespace = namespace
+        self.extra_env = env or {}
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = workdir / namespace.app_id
@@ -200,6 +206,7 @@ class WorkerProcess:
             "KPI_TOPIC_PREFIX": self.namespace.prefix,
             "KPI_DATA_DIR": str(self.data_dir),
             "KPI_PARTITIONS": str(PARTITIONS),
+            **self.extra_env,
         }
         self.child.cwd = self.data_dir.parent
         started = time.perf_counter()

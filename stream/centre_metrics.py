@@ -15,12 +15,12 @@ from stream.config import KpiConfig
 from stream.kpi.centre import (
     CONTACT_KPI_NAMES,
     CentreSnapshot,
+    Slot,
     contact_kpis,
     keep,
     occupancy,
     staffed_cost,
 )
-from stream.kpi.contact import Slot
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import total
 from stream.kpi.snapshot import Snapshot
@@ -56,31 +56,46 @@ CONTACT_COMPONENTS: Final = (
 class CentreCollector:
     """A prometheus_client collector of the contact-centre families at one instant.
 
-    `system` and `tickets` are merged over every partition (the KPI gauges), `local`
-    covers this worker's partitions (components, live contacts and agents).
+    `system` is merged over every partition (the KPI gauges, left out unless `complete`),
+    `local` covers this worker's partitions (components, live contacts and agents).
     """
 
     def __init__(
         self,
-        system: CentreSnapshot,
-        local: CentreSnapshot,
-        tickets: Snapshot,
+        system: Snapshot,
+        local: Snapshot,
         config: KpiConfig,
         per_agent: bool,
+        complete: bool = True,
     ) -> None:
-        self.system, self.local, self.tickets = system, local, tickets
-        self.config, self.per_agent = config, per_agent
+        self.system, self.local = system, local
+        self.config, self.per_agent, self.complete = config, per_agent, complete
 
     def collect(self) -> Iterator[Metric]:
-        resolutions = {
-            window: sum(cell[Layout.RES_COUNT] for cell in cells.values())
-            for window, cells in self.tickets.windows.items()
-        }
-        config = self.config
-        yield from centre_kpi_gauges(
-            self.system, resolutions, config.cost_per_hour, config.max_queues
-        )
-        yield from centre_components(self.local, config.max_queues, self.per_agent)
+        if self.complete:  # system-wide gauges only over every partition
+            yield from system_families(self.system, self.config)
+        yield from local_families(self.local, self.config, self.per_agent)
+
+
+def system_families(system: Snapshot, config: KpiConfig) -> Iterator[Metric]:
+    """The system-wide KPI gauges; ticket resolutions count in the cost per contact."""
+    resolutions = {
+        window: sum(cell[Layout.RES_COUNT] for cell in cells.values())
+        for window, cells in system.windows.items()
+    }
+    yield from centre_kpi_gauges(
+        system.centre.capped(config.max_queues, config.max_agents),
+        resolutions,
+        config.cost_per_hour,
+        config.max_queues,
+    )
+
+
+def local_families(local: Snapshot, config: KpiConfig, per_agent: bool) -> Iterator[Metric]:
+    """Additive components, live contacts and agents of the partitions in `local`."""
+    yield from centre_components(
+        local.centre.capped(config.max_queues, config.max_agents), config.max_queues, per_agent
+    )
 
 
 def centre_kpi_gauges(

@@ -15,7 +15,7 @@ import click
 import orjson
 
 from stream import __version__
-from stream.config import load_kpi_config
+from stream.config import agent_metrics_from_env, load_kpi_config
 from stream.errors import ConfigError
 from stream.kpi.windows import to_ms
 
@@ -104,10 +104,11 @@ def report(
 ) -> None:
     """Apply the KPI rules to EVENTS.jsonl (one event per line; - for stdin) and print
     what a single worker would export at --now."""
-    from stream.report import agent_metrics_enabled, prometheus_text, run_batch, samples
+    from stream.report import prometheus_text, run_batch, samples
 
     try:
         config = load_kpi_config(sla_config, tz)
+        per_agent = agent_metrics_from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -128,7 +129,6 @@ def report(
     if rejected > len(result.first_rejections):
         hidden = rejected - len(result.first_rejections)
         click.echo(f"  ... and {hidden} more invalid lines not shown", err=True)
-    per_agent = agent_metrics_enabled()
     if output_format == "json":
         sys.stdout.buffer.write(
             orjson.dumps(samples(result, per_agent), option=orjson.OPT_INDENT_2) + b"\n"

@@ -70,6 +70,7 @@ TOP_LEVEL_KEYS: Final = frozenset(
         "calendars",
         "policies",
         "thresholds",
+        "wallboard",
     }
 )
 DEFAULT_CONTACT_SERVICE_LEVEL_S: Final = MappingProxyType(
@@ -108,6 +109,8 @@ class KpiConfig:
     cost_per_hour: Mapping[str, float] | None = None
     # Every `[calendars.NAME]`, also those no policy uses.
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    # `[wallboard] min_answers`: a KPI resting on fewer answers is shown greyed.
+    min_answers: int = 20
 
     @property
     def retention_ms(self) -> int:
@@ -183,6 +186,7 @@ def parse_kpi_config(data: Mapping[str, Any], timezone: ZoneInfo | None = None) 
         max_events_per_entity=_count(data, "max_events_per_entity", 10_000),
         contact_service_level_seconds=_service_levels(data.get("contact_service_level_seconds")),
         cost_per_hour=_costs(data.get("cost_per_hour")),
+        min_answers=_min_answers(data.get("wallboard", {})),
         calendars=calendars,
     )
 
@@ -200,6 +204,20 @@ def _number(data: Mapping[str, Any], key: str, default: float) -> float:
 
 def _is_finite_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _min_answers(table: Any) -> int:
+    if not isinstance(table, dict):
+        raise ConfigError("key 'wallboard': must be a table")
+    for key in table:
+        if key != "min_answers":
+            raise ConfigError(f"key 'wallboard.{key}': unknown (known: min_answers)")
+    value = table.get("min_answers", 20)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(
+            f"key 'wallboard.min_answers': must be a whole number >= 1, got {value!r}"
+        )
+    return value
 
 
 def _count(data: Mapping[str, Any], key: str, default: int) -> int:
@@ -456,6 +474,7 @@ class Settings:
     group_instance_id: str | None = None
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     kpi: KpiConfig = field(default_factory=KpiConfig)
+    agent_metrics: bool = False  # KPI_AGENT_METRICS: per-agent series on /metrics
 
     @property
     def web_url(self) -> str:
@@ -494,6 +513,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"KPI_TIMEZONE={zone!r}: unknown time zone") from exc
     sla_config = path("KPI_SLA_CONFIG")
+    try:
+        kpi = load_kpi_config(sla_config, timezone)
+    except ConfigError as exc:
+        raise ConfigError(f"KPI_SLA_CONFIG={exc}") from None
     return Settings(
         broker=_broker(text("KPI_BROKER") or Settings.broker),
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
@@ -510,8 +533,19 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         session_timeout_s=number("KPI_KAFKA_SESSION_TIMEOUT_S", 30, 6, 300),
         group_instance_id=text("KPI_GROUP_INSTANCE_ID"),
         security=kafka_security_from_env(env),
-        kpi=load_kpi_config(sla_config, timezone),
+        kpi=kpi,
+        agent_metrics=agent_metrics_from_env(env),
     )
+
+
+def agent_metrics_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """KPI_AGENT_METRICS: true/false (also 1/0, yes/no, on/off); unset is false."""
+    value = (os.environ if env is None else env).get("KPI_AGENT_METRICS", "").strip().lower()
+    if value in ("", "false", "0", "no", "off"):
+        return False
+    if value in ("true", "1", "yes", "on"):
+        return True
+    raise ConfigError(f"KPI_AGENT_METRICS={value!r}: must be true or false")
 
 
 def _advertised_url(value: str | None) -> str | None:

@@ -212,6 +212,7 @@ class Health:
     assigned: int
     covered: int
     total: int
+    snapshot_ms: int | None = None  # the instant the scrape's KPIs were computed at
 
 
 class HealthCollector:
@@ -267,3 +268,9 @@ class HealthCollector:
         yield GaugeMetricFamily(
             "cs_kpi_partitions_expected", "Partitions of the input topics", value=health.total
         )
+        if health.snapshot_ms is not None:
+            yield GaugeMetricFamily(
+                "cs_kpi_snapshot_timestamp_seconds",
+                "The instant this scrape's KPIs and live gauges were computed at",
+                value=health.snapshot_ms / 1000,
+            )

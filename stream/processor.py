@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 from stream.config import KpiConfig
 from stream.events import Event, Rejection, decode
+from stream.kpi.agent import AgentKind
+from stream.kpi.contact import ContactKind
 from stream.kpi.contrib import Layout
 from stream.kpi.entity import (
     EntityKind,
@@ -32,7 +34,7 @@ from stream.kpi.snapshot import Snapshot
 from stream.kpi.ticket import TicketKind
 
 # The entity kinds a worker runs, each built from the KPI policy and the time zone.
-KINDS: Final = (TicketKind,)
+KINDS: Final = (TicketKind, ContactKind, AgentKind)
 
 
 class Outcome(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometheus, stat
 from grafana_foundation_sdk.builders import timeseries as series
@@ -137,6 +137,97 @@ def series_panel(
     for target in targets:
         panel = panel.with_target(target)
     return panel
+
+
+SERVICE_LEVEL_STEPS: Final = [("red", None), ("orange", 0.7), ("green", 0.8)]
+ABANDON_STEPS: Final = [("green", None), ("orange", 0.05), ("red", 0.1)]
+WAIT_STEPS: Final = [("green", None), ("orange", 60), ("red", 120)]
+OCCUPANCY_STEPS: Final = [("blue", None), ("green", 0.6), ("orange", 0.85), ("red", 0.9)]
+
+
+def contact_centre_row(board: dashboard.Dashboard) -> dashboard.Dashboard:
+    """Calls and chats as the floor reads them: the queue now, service level, abandonment,
+    ASA, AHT, per queue, agents by status and occupancy per team (contract sections 7, 8)."""
+    board = board.with_row(dashboard.Row("Contact centre (window: $window, queues: $queue)"))
+    for title, expr, levels, unit, decimals in (
+        ("Contacts waiting", f"sum(queue:cs_contacts_waiting:sum{{{QUEUES}}})", BLUE, "none", 0),
+        (
+            "Longest wait",
+            f"max(queue:cs_contact_longest_wait_seconds:max{{{QUEUES}}})",
+            WAIT_STEPS,
+            "s",
+            0,
+        ),
+        (
+            "Service level ($window)",
+            f"window:cs_contact_service_level:ratio{{{WINDOW}}}",
+            SERVICE_LEVEL_STEPS,
+            "percentunit",
+            None,
+        ),
+        (
+            "Abandonment ($window)",
+            f"window:cs_contact_abandonment:ratio{{{WINDOW}}}",
+            ABANDON_STEPS,
+            "percentunit",
+            None,
+        ),
+        (
+            "Average speed of answer ($window)",
+            f"window:cs_contact_answer_time_seconds:avg{{{WINDOW}}}",
+            WAIT_STEPS,
+            "s",
+            0,
+        ),
+        (
+            "Average handle time ($window)",
+            f"window:cs_contact_handle_time_seconds:avg{{{WINDOW}}}",
+            BLUE,
+            "s",
+            0,
+        ),
+    ):
+        board = board.with_panel(
+            stat_panel(title, levels, query("A", expr), unit=unit, decimals=decimals)
+        )
+    for title, rule, levels, unit in (
+        ("Service level by queue", "cs_contact_service_level:ratio", SERVICE_LEVEL_STEPS, "percentunit"),
+        ("Abandonment by queue", "cs_contact_abandonment:ratio", ABANDON_STEPS, "percentunit"),
+    ):  # fmt: skip
+        target = query("A", f"queue_window:{rule}{{{WINDOW}, {QUEUES}}}", "{{queue}}", instant=True)
+        board = board.with_panel(bar_panel(title, levels, target, unit))
+    board = board.with_panel(
+        bar_panel(
+            "Longest wait by queue",
+            WAIT_STEPS,
+            query("A", f"queue:cs_contact_longest_wait_seconds:max{{{QUEUES}}}", "{{queue}}", True),
+            "s",
+        )
+    )
+    board = board.with_panel(
+        bar_panel(
+            "Agents by status",
+            BLUE,
+            query("A", "sum by (status) (status_team:cs_agents:sum)", "{{status}}", True),
+            "none",
+        )
+    )
+    board = board.with_panel(
+        bar_panel(
+            "Agent occupancy by team ($window)",
+            OCCUPANCY_STEPS,
+            query("A", f"team_window:cs_agent_occupancy:ratio{{{WINDOW}}}", "{{team}}", True),
+            "percentunit",
+            description="(busy + after-contact work) / (available + busy + after-contact work).",
+        )
+    )
+    return board.with_panel(
+        series_panel(
+            "Contacts offered by queue ($window)",
+            query("A", f"queue_window:cs_contacts_offered:sum{{{WINDOW}, {QUEUES}}}", "{{queue}}"),
+            description="Answered plus abandoned contacts (short abandons excluded).",
+        )
+    )
 
 
 def build_dashboard(thresholds: Mapping[str, Mapping[str, Any]], job: str) -> dict[str, Any]:
@@ -299,6 +390,8 @@ def build_dashboard(thresholds: Mapping[str, Mapping[str, Any]], job: str) -> di
             "s",
         )
     )
+
+    board = contact_centre_row(board)
 
     board = board.with_row(dashboard.Row("Pipeline health"))
     board = board.with_panel(

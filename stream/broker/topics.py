@@ -19,7 +19,7 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 async def ensure_topics(bootstrap: str, partitions: int = 8, *, prefix: str = "") -> None:
-    """Create the four input topics and the DLQ where missing; wait until all have leaders.
+    """Create the input topics and the DLQ where missing; wait until all have leaders.
 
     `prefix` goes before every topic name (KPI_TOPIC_PREFIX). The input topics must be
     co-partitioned, so an existing input topic with another partition count is an

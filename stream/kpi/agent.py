@@ -1,34 +1,37 @@
-"""The agent record (contract section 8): a timeline of status events, evaluated at `now`.
+"""Agents as an entity kind (contract section 8): a timeline of status events, at `now`.
 
 The record is the set of status events ordered by (occurred_at, event_id). Only the last
 48 h are ever visible, so of the events older than the horizon only the latest matters;
-the merge drops the others. The cut-off follows the record's own latest event (minus the
+the fold drops the others. The cut-off follows the record's own latest event (minus the
 300 s an event may be ahead of the clock), never the arrival order, so any order of the
-same events, with any duplicates, gives the same record.
+same events gives the same record. The seen-id set holds the kept events only, so a
+long-serving agent never reaches `max_events_per_entity`.
 """
 
 from __future__ import annotations
 
 import sys
 from bisect import insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, NamedTuple
+from zoneinfo import ZoneInfo
 
 import orjson
 
+from stream.config import KpiConfig
 from stream.events import MAX_FUTURE_MS, Event
-from stream.kpi.entity import fingerprint
-from stream.kpi.types import AGENT_STATUSES
+from stream.kpi.centre import CentreSnapshot, Current
+from stream.kpi.entity import EntityRecord, Seen, fingerprint, unpack_seen
+from stream.kpi.snapshot import Snapshot
+from stream.kpi.types import AGENT_TOPICS
+from stream.kpi.windows import MINUTE_MS, window_buckets
 
 TABLE: Final = "agents"
 HORIZON_MS: Final = 48 * 3_600_000
-STAFFED: Final = frozenset(AGENT_STATUSES) - {"offline"}
-OCCUPIED: Final = frozenset({"busy", "after_contact_work"})
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Status:
+class Status(NamedTuple):
     """One status event: the status holds from `at` until the next event of the timeline."""
 
     at: int
@@ -37,47 +40,45 @@ class Status:
     team: str
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
-    """An agent's timeline (sorted), pruned to what the 48 h horizon can still show."""
+@dataclass(slots=True, eq=False)
+class Agent(EntityRecord):
+    """An agent's id and timeline (sorted), pruned to what the 48 h horizon can show."""
 
-    agent_id: str
+    agent_id: str = ""
     timeline: tuple[Status, ...] = ()
 
-    @property
-    def seen(self) -> frozenset[bytes]:
-        """Fingerprints of the kept events (a dropped old event counts as new if it returns)."""
-        return frozenset(fingerprint(s.event_id) for s in self.timeline)
 
-    @property
-    def last_event_at(self) -> int:
-        """occurred_at of the latest status event (0 for an empty timeline)."""
-        return self.timeline[-1].at if self.timeline else 0
+class Timeline(NamedTuple):
+    """An agent's contribution to its partition's index: the timeline, evaluated at scrape."""
 
-    def is_expired(self, now_ms: int) -> bool:
-        """True when the agent has had no event in the last 48 h: it is gone."""
-        return self.last_event_at < now_ms - HORIZON_MS
+    agent_id: str
+    events: tuple[Status, ...]
 
 
-def merge(agent: Agent | None, event: Event) -> tuple[Agent, bool]:
-    """Fold a status event into `agent`; returns the new record and whether it was seen."""
-    if agent is None:
-        agent = Agent(event.entity_id)
+def apply(agent: Agent, event: Event) -> bool:
+    """Fold an unseen status event into `agent` in place; True when the timeline changed."""
     entry = Status(
         event.occurred_at, event.event_id, event.status or "offline", event.team or "default"
     )
+    agent.agent_id = event.entity_id
+    if entry in agent.timeline:  # a redelivery
+        return False
     timeline = list(agent.timeline)
-    same = next((s for s in timeline if s.event_id == entry.event_id), None)
-    if same is not None:
-        # A reused id with other content: the smaller entry wins, whatever came first.
-        if same <= entry:
-            return agent, True
-        timeline.remove(same)
     insort(timeline, entry)
-    return Agent(agent.agent_id, _prune(timeline)), same is not None
+    kept = prune(timeline)
+    # Only the kept events' ids: a dropped old event that comes again is dropped again.
+    agent.seen = seen_of(kept)
+    changed = kept != agent.timeline
+    agent.timeline = kept
+    return changed
 
 
-def _prune(timeline: list[Status]) -> tuple[Status, ...]:
+def seen_of(timeline: tuple[Status, ...]) -> Seen:
+    """The seen-id set of a timeline: the fingerprints of its events."""
+    return unpack_seen(b"".join(sorted({fingerprint(s.event_id) for s in timeline})))
+
+
+def prune(timeline: list[Status]) -> tuple[Status, ...]:
     """Drop events older than the latest one before the cut-off: no `now` can show them."""
     cutoff = timeline[-1].at - HORIZON_MS - MAX_FUTURE_MS
     first = 0
@@ -88,66 +89,121 @@ def _prune(timeline: list[Status]) -> tuple[Status, ...]:
     return tuple(timeline[first:])
 
 
-@dataclass(frozen=True, slots=True)
-class Current:
-    """An agent's state at `now`: status, team, and `since` (its latest event's time)."""
-
-    status: str
-    team: str
-    since: int
-
-
-def current(agent: Agent, now_ms: int, stale_ms: int) -> Current | None:
+def current(timeline: Timeline, now_ms: int, stale_ms: int) -> Current | None:
     """The status at `now_ms` (events after `now_ms` not yet counted); None when gone."""
-    latest = _latest_at(agent, now_ms)
+    latest = next((s for s in reversed(timeline.events) if s.at <= now_ms), None)
     if latest is None or latest.at < now_ms - HORIZON_MS:
         return None
     status = "offline" if now_ms - latest.at > stale_ms else latest.status
     return Current(status, latest.team, latest.at)
 
 
-def stretches(agent: Agent, now_ms: int, stale_ms: int) -> Iterator[tuple[int, int, str, str]]:
+def stretches(
+    timeline: Timeline, now_ms: int, stale_ms: int
+) -> Iterator[tuple[int, int, str, str]]:
     """(start, end, status, team) of the last 48 h up to `now_ms`; nothing when gone.
 
     A status runs until the next event, but at most `stale_ms` past its own event; the
     time after that is `offline` (with the team of the event that began the stretch).
     """
-    if current(agent, now_ms, stale_ms) is None:
+    if current(timeline, now_ms, stale_ms) is None:
         return
     horizon = now_ms - HORIZON_MS
-    events = [s for s in agent.timeline if s.at <= now_ms]
+    events = [s for s in timeline.events if s.at <= now_ms]
     for index, entry in enumerate(events):
         end = events[index + 1].at if index + 1 < len(events) else now_ms
         if end <= horizon:
             continue
         capped = min(end, entry.at + stale_ms)
-        for start, stop, status in (
-            (entry.at, capped, entry.status),
-            (capped, end, "offline"),
-        ):
+        for start, stop, status in ((entry.at, capped, entry.status), (capped, end, "offline")):
             start = max(start, horizon)
             if stop > start:
                 yield start, stop, status, entry.team
 
 
-def _latest_at(agent: Agent, now_ms: int) -> Status | None:
-    for entry in reversed(agent.timeline):
-        if entry.at <= now_ms:
-            return entry
-    return None
+def agent_times(
+    centre: CentreSnapshot, timelines: Iterable[Timeline], now_ms: int, tz: ZoneInfo, stale_ms: int
+) -> None:
+    """Add the agents' current state and time in status per window at `now_ms`."""
+    starts = {name: first * MINUTE_MS for name, (first, _) in window_buckets(now_ms, tz).items()}
+    for timeline in timelines:
+        state = current(timeline, now_ms, stale_ms)
+        if state is None:
+            continue
+        centre.agents[timeline.agent_id] = state
+        for start, end, status, team in stretches(timeline, now_ms, stale_ms):
+            for name, window_start in starts.items():
+                ms = end - max(start, window_start)
+                if ms <= 0:
+                    continue
+                times = centre.status_ms[name]
+                times[team, status] = times.get((team, status), 0) + ms
+                of_agent = centre.agent_ms[name].setdefault(timeline.agent_id, {})
+                of_agent[status] = of_agent.get(status, 0) + ms
+
+
+class AgentIndex:
+    """The timelines of one partition's agents; time in status is computed at scrape time,
+    since the last status of each agent runs until `now`."""
+
+    def __init__(self, stale_ms: int, tz: ZoneInfo) -> None:
+        self.stale_ms, self.tz = stale_ms, tz
+        self.timelines: dict[str, Timeline] = {}
+
+    def update(self, old: Timeline | None, new: Timeline | None) -> None:
+        """Replace an agent's old timeline with its new one."""
+        if old is not None:
+            self.timelines.pop(old.agent_id, None)
+        if new is not None:
+            self.timelines[new.agent_id] = new
+
+    def build(self, contributions: list[Timeline]) -> None:
+        """Add many timelines into this (empty) index."""
+        for timeline in contributions:
+            self.timelines[timeline.agent_id] = timeline
+
+    def add_to(self, snap: Snapshot) -> None:
+        """Add the agents' current state and time in status at `snap.now_ms` into `snap`."""
+        agent_times(snap.centre, self.timelines.values(), snap.now_ms, self.tz, self.stale_ms)
 
 
 def dumps(agent: Agent) -> bytes:
-    """Compact JSON for the changelog and the state store."""
-    return orjson.dumps(
-        [agent.agent_id, [[s.at, s.event_id, s.status, s.team] for s in agent.timeline]]
-    )
+    """Compact JSON for the changelog (the seen set follows from the timeline)."""
+    return orjson.dumps([agent.agent_id, agent.last_event_at, [list(s) for s in agent.timeline]])
 
 
 def loads(raw: bytes) -> Agent:
     """Inverse of `dumps`."""
-    agent_id, timeline = orjson.loads(raw)
-    return Agent(
-        agent_id,
-        tuple(Status(at, eid, sys.intern(st), sys.intern(team)) for at, eid, st, team in timeline),
-    )
+    agent_id, last, timeline = orjson.loads(raw)
+    intern = sys.intern
+    events = tuple(Status(at, eid, intern(st), intern(team)) for at, eid, st, team in timeline)
+    return Agent(seen_of(events), last, agent_id, events)
+
+
+class AgentKind:
+    """Agents as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
+
+    table = TABLE
+    topics = AGENT_TOPICS
+    retention_ms = HORIZON_MS  # no event in 48 h: the agent is gone
+
+    def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
+        self.stale_ms, self.tz = config.agent_stale_ms, tz
+
+    def new(self) -> Agent:
+        return Agent()
+
+    def apply(self, record: Agent, event: Any) -> bool:
+        return apply(record, event)
+
+    def contribution(self, record: Agent) -> Timeline | None:
+        return Timeline(record.agent_id, record.timeline) if record.timeline else None
+
+    def new_index(self) -> AgentIndex:
+        return AgentIndex(self.stale_ms, self.tz)
+
+    def dumps(self, record: Agent) -> bytes:
+        return dumps(record)
+
+    def loads(self, raw: bytes) -> Agent:
+        return loads(raw)

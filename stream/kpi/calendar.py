@@ -64,14 +64,22 @@ class Calendar:
     _cache: list[tuple[_Timeline, int, int]] = field(
         default_factory=list, compare=False, repr=False
     )
+    _last: list[tuple[int, int]] = field(default_factory=list, compare=False, repr=False)
 
     def clock(self, at_ms: int) -> int:
         """Business time in ms from the calendar's origin to `at_ms` (negative before it).
 
         The origin is the first instant ever asked for; only differences mean anything.
         """
+        # A scrape reads the same instant for every label set. One tuple, read and replaced
+        # whole, so a snapshot taken in another thread never sees half an update.
+        last = self._last[0] if self._last else None
+        if last is not None and last[0] == at_ms:
+            return last[1]
         timeline, _, origin_raw = self._cover(at_ms)
-        return timeline.raw_clock(at_ms) - origin_raw
+        clock = timeline.raw_clock(at_ms) - origin_raw
+        self._last[:] = [(at_ms, clock)]
+        return clock
 
     def business_ms(self, start_ms: int, end_ms: int) -> int:
         """Business time between two instants (0 when `end_ms` is not after `start_ms`)."""

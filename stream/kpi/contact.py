@@ -1,140 +1,108 @@
-"""The contact record (contract section 7): merge, measurements and live state.
+"""Contacts as an entity kind (contract section 7): record, fold, measurements, index.
 
 A contact is one call, chat or video session. Like a ticket, every field is a lattice
 join (min, max, or the smallest (occurred_at, event_id)), so any arrival order of the
-same events, with any duplicates, gives the same record.
+same events gives the same record; the processor's seen-id check makes a replay harmless.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from stream.config import KpiConfig
 from stream.events import Event
-from stream.kpi.entity import fingerprint
-from stream.kpi.windows import bucket
+from stream.kpi.centre import (
+    UNASSIGNED,
+    UNKNOWN_CONTACT_DIMS,
+    CentreSnapshot,
+    ContactDims,
+    ContactLive,
+    Slot,
+    add_into,
+    zeros,
+)
+from stream.kpi.entity import EntityRecord, pack_seen, unpack_seen
+from stream.kpi.snapshot import Snapshot
+from stream.kpi.types import CONTACT_TOPICS
+from stream.kpi.windows import RETAIN_BUCKETS, bucket, window_buckets
 
 TABLE: Final = "contacts"
-UNASSIGNED: Final = "unassigned"
-# (queue, channel): the label dimensions of contacts.
-ContactDims = tuple[str, str]
-UNKNOWN_CONTACT_DIMS: Final[ContactDims] = ("unknown", "other")
 
 
-@dataclass(frozen=True, slots=True)
-class Queued:
-    """The winning `contact.queued` event: smallest (occurred_at, event_id)."""
+@dataclass(slots=True, eq=False)
+class Contact(EntityRecord):
+    """Everything known about one contact. Times are epoch milliseconds.
 
-    at: int
-    event_id: str
-    queue: str
-    channel: str
+    The winning `contact.queued` (smallest (occurred_at, event_id)) gives `queued_at` ..
+    `channel`; the winning `contact.answered` likewise gives `answered_at` .. `agent`.
+    """
 
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The winning `contact.answered` event: smallest (occurred_at, event_id)."""
-
-    at: int
-    event_id: str
-    agent_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """Everything known about one contact. Times are epoch milliseconds."""
-
-    contact_id: str
-    queued: Queued | None = None
-    answer: Answer | None = None
+    queued_at: int | None = None
+    queued_event_id: str | None = None
+    queue: str | None = None
+    channel: str | None = None
+    answered_at: int | None = None
+    answered_event_id: str | None = None
+    agent: str | None = None  # the `agent` label: "unassigned" when the event named none
     abandoned_at: int | None = None  # smallest contact.abandoned
     ended_at: int | None = None  # largest contact.ended
     wrapped_at: int | None = None  # largest contact.wrapped
-    last_event_at: int = 0
-    seen: frozenset[bytes] = frozenset()
-
-    def is_expired(self, now_ms: int, retention_ms: int) -> bool:
-        """True once `retention_ms` have passed since the contact's latest event time."""
-        return self.last_event_at < now_ms - retention_ms
 
     @property
     def left_queue_at(self) -> int | None:
         """When an unanswered contact was abandoned (abandon event, else hang-up); else None."""
-        if self.answer is not None:
+        if self.answered_at is not None:
             return None
         return self.abandoned_at if self.abandoned_at is not None else self.ended_at
 
 
-def agent_label(agent_id: str | None) -> str:
-    """The `agent` label of an agent id: absent, null or empty is "unassigned"."""
-    return agent_id or UNASSIGNED
-
-
-def merge(contact: Contact | None, event: Event) -> tuple[Contact, bool]:
-    """Fold `event` into `contact`; returns the new record and whether the event id was seen."""
-    if contact is None:
-        contact = Contact(event.entity_id)
-    mark = fingerprint(event.event_id)
-    duplicate = mark in contact.seen
-    changes: dict[str, Any] = {}
-    if not duplicate:
-        changes["seen"] = contact.seen | {mark}
-    at = event.occurred_at
-    if at > contact.last_event_at:
-        changes["last_event_at"] = at
-    if event.type == "contact.queued":
-        queued = Queued(at, event.event_id, event.queue or "", event.channel or "other")
-        current = contact.queued
-        if current is None or (at, event.event_id) < (current.at, current.event_id):
-            changes["queued"] = queued
-    elif event.type == "contact.answered":
-        answer = Answer(at, event.event_id, sys.intern(agent_label(event.agent_id)))
-        if contact.answer is None or (at, event.event_id) < (
-            contact.answer.at,
-            contact.answer.event_id,
+def apply(contact: Contact, event: Event) -> bool:
+    """Fold an unseen `event` into `contact` in place; True when a KPI field changed."""
+    kind, at, event_id = event.type, event.occurred_at, event.event_id
+    if kind == "contact.queued":
+        if contact.queued_at is not None and (at, event_id) >= (
+            contact.queued_at,
+            contact.queued_event_id or "",
         ):
-            changes["answer"] = answer
-    elif event.type == "contact.abandoned":
-        if contact.abandoned_at is None or at < contact.abandoned_at:
-            changes["abandoned_at"] = at
-    elif event.type == "contact.ended":
-        if contact.ended_at is None or at > contact.ended_at:
-            changes["ended_at"] = at
-    elif event.type == "contact.wrapped" and (
-        contact.wrapped_at is None or at > contact.wrapped_at
-    ):
-        changes["wrapped_at"] = at
-    return (replace(contact, **changes) if changes else contact), duplicate
-
-
-class Slot:
-    """Positions of the contact counters in a cell (sums in integer milliseconds)."""
-
-    QUEUED: Final = 0
-    ANSWERED: Final = 1
-    WITHIN: Final = 2
-    ANSWER_WAIT_MS: Final = 3
-    ABANDONED: Final = 4
-    ABANDONED_SHORT: Final = 5
-    ABANDON_WAIT_MS: Final = 6
-    HANDLED: Final = 7
-    TALK_MS: Final = 8
-    AFTER_WORK_MS: Final = 9
-    HANDLE_MS: Final = 10
-    SIZE: Final = 11
-    # Slots that count contacts (not milliseconds): "measurements" and queue activity.
-    COUNTS: Final = (QUEUED, ANSWERED, ABANDONED, ABANDONED_SHORT, HANDLED)
+            return False
+        contact.queued_at, contact.queued_event_id = at, event_id
+        contact.queue, contact.channel = event.queue or "", event.channel or "other"
+        return True
+    if kind == "contact.answered":
+        if contact.answered_at is not None and (at, event_id) >= (
+            contact.answered_at,
+            contact.answered_event_id or "",
+        ):
+            return False
+        contact.answered_at, contact.answered_event_id = at, event_id
+        contact.agent = sys.intern(event.agent_id or UNASSIGNED)
+        return True
+    if kind == "contact.abandoned":
+        if contact.abandoned_at is not None and at >= contact.abandoned_at:
+            return False
+        contact.abandoned_at = at
+        return True
+    if kind == "contact.ended":
+        if contact.ended_at is not None and at <= contact.ended_at:
+            return False
+        contact.ended_at = at
+        return True
+    if contact.wrapped_at is not None and at <= contact.wrapped_at:
+        return False
+    contact.wrapped_at = at
+    return True
 
 
 Increments = tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ContactContribution:
+class ContactContribution(NamedTuple):
     """What one contact adds: increments per minute bucket, per dims and per agent, and its
     live state (`waiting_since` = queued_at while waiting, `talking_since` = answered_at)."""
 
@@ -147,9 +115,10 @@ class ContactContribution:
 
 def contribution(contact: Contact, config: KpiConfig) -> ContactContribution | None:
     """The measurements and live state of `contact`, or None when it adds nothing."""
-    queued, answer = contact.queued, contact.answer
-    dims = UNKNOWN_CONTACT_DIMS if queued is None else (queued.queue, queued.channel)
-    agent = UNASSIGNED if answer is None else answer.agent_id
+    queued_at, answered_at = contact.queued_at, contact.answered_at
+    channel = contact.channel or "other"
+    dims = UNKNOWN_CONTACT_DIMS if queued_at is None else (contact.queue or "", channel)
+    agent = contact.agent or UNASSIGNED
     parts: list[tuple[int, Increments]] = []
     agent_parts: list[tuple[int, str, Increments]] = []
 
@@ -158,26 +127,23 @@ def contribution(contact: Contact, config: KpiConfig) -> ContactContribution | N
         agent_parts.append((bucket(at), who, increments))
 
     left_at = contact.left_queue_at
-    if queued is not None:
-        add(queued.at, ((Slot.QUEUED, 1),), agent)
-        threshold = config.contact_service_level_ms(queued.channel)
-        if answer is not None:
-            wait = max(0, answer.at - queued.at)
-            within = int(wait <= threshold)
-            add(
-                answer.at,
-                ((Slot.ANSWERED, 1), (Slot.WITHIN, within), (Slot.ANSWER_WAIT_MS, wait)),
-                agent,
-            )
+    if queued_at is not None:
+        add(queued_at, ((Slot.QUEUED, 1),), agent)
+        if answered_at is not None:
+            wait = max(0, answered_at - queued_at)
+            within = int(wait <= config.contact_service_level_ms(channel))
+            answer = ((Slot.ANSWERED, 1), (Slot.WITHIN, within), (Slot.ANSWER_WAIT_MS, wait))
+            add(answered_at, answer, agent)
         elif left_at is not None:
-            wait = max(0, left_at - queued.at)
+            wait = max(0, left_at - queued_at)
             if wait < config.short_abandon_ms:
                 add(left_at, ((Slot.ABANDONED_SHORT, 1),), UNASSIGNED)
             else:
                 add(left_at, ((Slot.ABANDONED, 1), (Slot.ABANDON_WAIT_MS, wait)), UNASSIGNED)
-    if answer is not None and contact.ended_at is not None:
-        talk = max(0, contact.ended_at - answer.at)
-        after = 0 if contact.wrapped_at is None else max(0, contact.wrapped_at - contact.ended_at)
+    if answered_at is not None and contact.ended_at is not None:
+        talk = max(0, contact.ended_at - answered_at)
+        wrapped = contact.wrapped_at
+        after = 0 if wrapped is None else max(0, wrapped - contact.ended_at)
         handled = (
             (Slot.HANDLED, 1),
             (Slot.TALK_MS, talk),
@@ -185,42 +151,160 @@ def contribution(contact: Contact, config: KpiConfig) -> ContactContribution | N
             (Slot.HANDLE_MS, talk + after),
         )
         add(contact.ended_at, handled, agent)
-    waiting = queued.at if queued is not None and answer is None and left_at is None else None
-    talking = answer.at if answer is not None and contact.ended_at is None else None
+    waiting = queued_at if answered_at is None and left_at is None else None
+    talking = answered_at if contact.ended_at is None else None
     if not parts and waiting is None and talking is None:
         return None
     return ContactContribution(dims, tuple(parts), tuple(agent_parts), waiting, talking)
 
 
+class ContactIndex:
+    """Contact aggregates of one partition: minute cells per dims and per agent, and the
+    queued_at / answered_at of live contacts (sorted, for staleness and the oldest wait)."""
+
+    def __init__(self, stale_ms: int, tz: ZoneInfo) -> None:
+        self.stale_ms, self.tz = stale_ms, tz
+        self.cells: dict[int, dict[ContactDims, list[int]]] = {}
+        self.agent_cells: dict[int, dict[str, list[int]]] = {}
+        self.waiting: dict[ContactDims, list[int]] = {}
+        self.talking: dict[ContactDims, list[int]] = {}
+        self.horizon: int | None = None  # oldest bucket kept
+
+    def update(self, old: ContactContribution | None, new: ContactContribution | None) -> None:
+        """Replace a contact's old contribution with its new one."""
+        if old == new:
+            return
+        if old is not None:
+            self._apply(old, -1)
+        if new is not None:
+            self._apply(new, 1)
+
+    def build(self, contributions: list[ContactContribution]) -> None:
+        """Add many contributions into this (empty) index."""
+        for found in contributions:
+            self._apply(found, 1)
+
+    def _apply(self, contribution: ContactContribution, sign: int) -> None:
+        for b, increments in contribution.parts:
+            self._increment(self.cells, b, contribution.dims, increments, sign)
+        for b, agent, increments in contribution.agent_parts:
+            self._increment(self.agent_cells, b, agent, increments, sign)
+        for since, lists in (
+            (contribution.waiting_since, self.waiting),
+            (contribution.talking_since, self.talking),
+        ):
+            if since is None:
+                continue
+            times = lists.setdefault(contribution.dims, [])
+            if sign > 0:
+                insort(times, since)
+            else:
+                del times[bisect_left(times, since)]
+                if not times:
+                    del lists[contribution.dims]
+
+    def _increment(
+        self,
+        cells: dict[int, dict[Any, list[int]]],
+        b: int,
+        key: Any,
+        increments: Increments,
+        sign: int,
+    ) -> None:
+        if self.horizon is not None and b < self.horizon:
+            return  # already dropped (or never kept): nothing to add or take out
+        by_key = cells.setdefault(b, {})
+        cell = by_key.get(key)
+        if cell is None:
+            cell = by_key[key] = zeros()
+        for slot, amount in increments:
+            cell[slot] += sign * amount
+        if sign < 0 and not any(cell):
+            del by_key[key]
+            if not by_key:
+                del cells[b]
+
+    def add_to(self, snap: Snapshot) -> None:
+        """Add this partition's contacts at `snap.now_ms` into `snap.centre`."""
+        snap.centre.merge(self.snapshot(snap.now_ms))
+
+    def snapshot(self, now_ms: int) -> CentreSnapshot:
+        """Window totals (every label set of the last 26 h, zeros included) and live state."""
+        horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
+        if self.horizon is None or horizon > self.horizon:
+            for cells in (self.cells, self.agent_cells):
+                for stale in [b for b in cells if b < horizon]:
+                    del cells[stale]
+            self.horizon = horizon
+        centre = CentreSnapshot()
+        ranges = window_buckets(now_ms, self.tz)
+        for target, cells in ((centre.contacts, self.cells), (centre.by_agent, self.agent_cells)):
+            keys = {k for by_key in cells.values() for k in by_key}
+            for name, (first, last) in ranges.items():
+                totals: dict[Any, list[int]] = {k: zeros() for k in keys}
+                for b, by_key in cells.items():
+                    if first <= b <= last:
+                        for k, cell in by_key.items():
+                            add_into(totals, k, cell)
+                target[name] = totals
+        lost_before = now_ms - self.stale_ms  # at least stale_ms old: presumed lost
+        for dims in self.waiting.keys() | self.talking.keys():
+            waiting = self.waiting.get(dims, [])
+            talking = self.talking.get(dims, [])
+            stale_waiting = bisect_right(waiting, lost_before)
+            stale_talking = bisect_right(talking, lost_before)
+            centre.live[dims] = ContactLive(
+                waiting=len(waiting) - stale_waiting,
+                in_progress=len(talking) - stale_talking,
+                stale=stale_waiting + stale_talking,
+                oldest_waiting=waiting[stale_waiting] if stale_waiting < len(waiting) else None,
+            )
+        return centre
+
+
+FIELDS: Final = tuple(f for f in Contact.__dataclass_fields__ if f != "seen")
+
+
 def dumps(contact: Contact) -> bytes:
-    """Compact JSON for the changelog and the state store."""
-    queued, answer = contact.queued, contact.answer
-    return orjson.dumps(
-        [
-            contact.contact_id,
-            None if queued is None else [queued.at, queued.event_id, queued.queue, queued.channel],
-            None if answer is None else [answer.at, answer.event_id, answer.agent_id],
-            contact.abandoned_at,
-            contact.ended_at,
-            contact.wrapped_at,
-            contact.last_event_at,
-            [mark.hex() for mark in sorted(contact.seen)],
-        ]
-    )
+    """Compact JSON for the changelog: the seen set as hex, then the fields in order."""
+    return orjson.dumps([pack_seen(contact.seen).hex(), *(getattr(contact, f) for f in FIELDS)])
 
 
 def loads(raw: bytes) -> Contact:
-    """Inverse of `dumps`."""
-    contact_id, queued, answer, abandoned_at, ended_at, wrapped_at, last, seen = orjson.loads(raw)
-    return Contact(
-        contact_id,
-        None
-        if queued is None
-        else Queued(queued[0], queued[1], sys.intern(queued[2]), sys.intern(queued[3])),
-        None if answer is None else Answer(answer[0], answer[1], sys.intern(answer[2])),
-        abandoned_at,
-        ended_at,
-        wrapped_at,
-        last,
-        frozenset(bytes.fromhex(mark) for mark in seen),
-    )
+    """Inverse of `dumps`; label strings interned, as the decoder gives them."""
+    seen, *values = orjson.loads(raw)
+    contact = Contact(unpack_seen(bytes.fromhex(seen)), *values)
+    for name in ("queue", "channel", "agent"):
+        value = getattr(contact, name)
+        if value is not None:
+            setattr(contact, name, sys.intern(value))
+    return contact
+
+
+class ContactKind:
+    """Contacts as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
+
+    table = TABLE
+    topics = CONTACT_TOPICS
+
+    def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
+        self.config, self.tz = config, tz
+        self.retention_ms = config.retention_ms
+
+    def new(self) -> Contact:
+        return Contact()
+
+    def apply(self, record: Contact, event: Any) -> bool:
+        return apply(record, event)
+
+    def contribution(self, record: Contact) -> ContactContribution | None:
+        return contribution(record, self.config)
+
+    def new_index(self) -> ContactIndex:
+        return ContactIndex(self.config.contact_stale_ms, self.tz)
+
+    def dumps(self, record: Contact) -> bytes:
+        return dumps(record)
+
+    def loads(self, raw: bytes) -> Contact:
+        return loads(raw)

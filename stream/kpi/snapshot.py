@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import orjson
 
+from stream.kpi.centre import CentreSnapshot
 from stream.kpi.contrib import Layout
 from stream.kpi.types import OTHER_QUEUE, UNKNOWN_DIMS, Dims
 from stream.kpi.windows import WINDOWS
@@ -60,6 +61,7 @@ class Snapshot:
     )
     live: dict[Dims, Live] = field(default_factory=dict)
     partitions: frozenset[int] = frozenset()
+    centre: CentreSnapshot = field(default_factory=CentreSnapshot)  # contacts and agents
 
     def merge(self, other: Snapshot) -> None:
         """Add `other` (taken at the same instant) into this snapshot."""
@@ -67,6 +69,7 @@ class Snapshot:
             _add_cells(self.windows[name], cells.items())
         for dims, live in other.live.items():
             self.live.setdefault(dims, Live()).add(live)
+        self.centre.merge(other.centre)
         self.partitions = self.partitions | other.partitions
 
     def cap_queues(self, max_queues: int) -> Snapshot:
@@ -89,7 +92,7 @@ class Snapshot:
         def relabel(dims: Dims) -> Dims:
             return dims if dims[0] in kept else (OTHER_QUEUE, dims[1], dims[2])
 
-        capped = Snapshot(self.now_ms, partitions=self.partitions)
+        capped = Snapshot(self.now_ms, partitions=self.partitions, centre=self.centre)
         for name, cells in self.windows.items():
             _add_cells(capped.windows[name], ((relabel(d), c) for d, c in cells.items()))
         for dims, live in self.live.items():
@@ -109,6 +112,7 @@ class Snapshot:
                     [*d, v.open, v.ok, v.at_risk, v.breached, v.oldest_awaiting]
                     for d, v in self.live.items()
                 ],
+                "centre": self.centre.to_jsonable(),
             }
         )
 
@@ -120,6 +124,7 @@ class Snapshot:
         for name, rows in data["windows"].items():
             snapshot.windows[name] = {(q, c, p): cell for q, c, p, cell in rows}
         snapshot.live = {(q, c, p): Live(*counts) for q, c, p, *counts in data["live"]}
+        snapshot.centre = CentreSnapshot.from_jsonable(data["centre"])
         return snapshot
 
 

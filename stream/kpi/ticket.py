@@ -31,7 +31,7 @@ from stream.kpi.entity import (
     unpack_seen,
 )
 from stream.kpi.index import KpiIndex
-from stream.kpi.types import INPUT_TOPICS
+from stream.kpi.types import TICKET_TOPICS
 
 TABLE = "tickets"
 
@@ -226,7 +226,7 @@ class TicketKind:
     """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
 
     table = TABLE
-    topics = INPUT_TOPICS
+    topics = TICKET_TOPICS
 
     def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
         self.policy = config.sla

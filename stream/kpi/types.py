@@ -22,8 +22,10 @@ TOPIC_OF_TYPE: Final[dict[str, str]] = {
     "contact.wrapped": "cs.contact.wrapped",
     "agent.status": "cs.agent.status",
 }
-INPUT_TOPICS: Final[tuple[str, ...]] = tuple(
-    topic for topic in TOPIC_OF_TYPE.values() if topic.startswith(("cs.ticket.", "cs.survey."))
+# Every input topic (co-partitioned), and those of each entity kind.
+INPUT_TOPICS: Final[tuple[str, ...]] = tuple(TOPIC_OF_TYPE.values())
+TICKET_TOPICS: Final[tuple[str, ...]] = tuple(
+    topic for topic in INPUT_TOPICS if topic.startswith(("cs.ticket.", "cs.survey."))
 )
 CONTACT_TOPICS: Final[tuple[str, ...]] = tuple(
     topic for topic in TOPIC_OF_TYPE.values() if topic.startswith("cs.contact.")

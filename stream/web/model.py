@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.centre_api import contact_centre_document
 from stream.config import Settings
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import kpis, total
@@ -49,6 +50,10 @@ def api_document(
             ],
         },
         "thresholds": settings.kpi.thresholds,
+        "min_answers": settings.kpi.min_answers,
+        "contact_centre": contact_centre_document(
+            system.centre.capped(settings.kpi.max_queues, settings.kpi.max_agents), system.now_ms
+        ),
     }
 
 

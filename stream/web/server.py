@@ -18,6 +18,8 @@ from aiohttp import web
 from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stream.centre_api import agents_document
+from stream.centre_metrics import CentreCollector
 from stream.config import Settings
 from stream.kpi.snapshot import Snapshot
 from stream.metrics import Health, HealthCollector, exposition_chunks
@@ -90,6 +92,7 @@ class Routes:
         app.router.add_get("/", self.wallboard)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/api/kpis", self.api_kpis)
+        app.router.add_get("/api/agents", self.api_agents)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -125,6 +128,14 @@ class Routes:
             headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
         )
 
+    async def api_agents(self, _: web.Request) -> web.Response:
+        system = (await self.view.current())[1]
+        return web.Response(
+            body=orjson.dumps(agents_document(system.centre, system.now_ms)),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
+        )
+
     async def metrics(self, _: web.Request) -> web.Response:
         local, system = await self.view.current()
         worker, settings = self.worker, self.worker.settings
@@ -149,8 +160,12 @@ class Routes:
             assigned=len(worker.owned) if worker.serving else 0,
             covered=len(system.partitions),
             total=settings.partitions,
+            snapshot_ms=system.now_ms,
         )
         registry = CollectorRegistry(auto_describe=False)
+        registry.register(
+            CentreCollector(system, local, settings.kpi, settings.agent_metrics, complete=complete)
+        )
         registry.register(HealthCollector(health, settings.topic_prefix))
         body.append(generate_latest(registry))
         return web.Response(body=b"".join(body), headers={"Content-Type": CONTENT_TYPE_LATEST})

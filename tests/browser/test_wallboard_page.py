@@ -147,6 +147,7 @@ def sample_body() -> dict[str, Any]:
         "thresholds": copy.deepcopy(THRESHOLDS),
         "stale": False,
         "stale_reason": None,
+        "min_answers": 20,
     }
 
 
@@ -328,6 +329,60 @@ def test_colours_follow_the_configured_thresholds(page, stub_api, read_board):
     assert complaints["cells"]["first_response_sla_attainment_ratio"]["color"] == "red"
     assert complaints["cells"]["nps_score"]["color"] == "red"
     assert complaints["cells"]["first_response_time_average_seconds"]["color"] == "amber"
+
+
+MUTED = "rgb(140, 154, 171)"
+_FEW_JS = """() => ({
+  tiles: Object.fromEntries(Array.from(document.querySelectorAll(".tile")).map((t) => [
+    t.dataset.tile, {few: t.dataset.few, basis: t.querySelector(".basis").textContent,
+                     colour: getComputedStyle(t.querySelector(".value")).color}])),
+  cells: Object.fromEntries(Array.from(document.querySelectorAll("[data-queue] td[data-few]"))
+    .map((td) => [`${td.parentElement.dataset.queue} ${td.dataset.col}`,
+                  {few: td.dataset.few, colour: getComputedStyle(td).color}])),
+})"""
+
+
+def test_kpis_resting_on_few_answers_are_greyed(page, stub_api):
+    """Under the worker's min_answers a KPI is grey and says so, whatever its level; with
+    enough answers, or from a worker that sends no min_answers, it has its colour."""
+    body = sample_body()
+    overall = {**kpis(600.0, 0.5, 3600.0, 0.95, 0.5, -40.0), "csat_responses": 19}
+    overall["nps_responses"] = 3
+    body["windows"]["1h"]["overall"] = overall
+    complaints = next(q for q in body["windows"]["1h"]["queues"] if q["queue"] == "complaints")
+    complaints["csat_responses"] = 5  # CSAT 62 %: red with enough answers
+    stub_api.set_body(body)
+    open_board(page, stub_api)
+    shown = page.evaluate(_FEW_JS)
+    tiles, cells = shown["tiles"], shown["cells"]
+    assert {k: t["few"] for k, t in tiles.items()} == {
+        "first_response_time_average_seconds": "false",  # 120 replies
+        "first_response_sla_attainment_ratio": "false",
+        "csat_ratio": "true",  # 19 < 20
+        "resolution_time_average_seconds": "false",  # 80 resolved
+        "resolution_sla_attainment_ratio": "false",
+        "nps_score": "true",  # 3 < 20
+    }
+    assert tiles["nps_score"]["basis"] == "3 responses \u2014 too few to judge"
+    assert tiles["csat_ratio"]["basis"] == "19 responses \u2014 too few to judge"
+    assert tiles["nps_score"]["colour"] == MUTED
+    assert tiles["csat_ratio"]["colour"] == MUTED
+    assert tiles["first_response_sla_attainment_ratio"]["colour"] == CSS_COLOURS["red"]
+    assert cells["complaints csat_ratio"] == {"few": "true", "colour": MUTED}
+    assert cells["complaints nps_score"] == {"few": "false", "colour": CSS_COLOURS["red"]}
+
+    body["min_answers"] = 3
+    stub_api.set_body(body)
+    page.wait_for_function(
+        "() => document.querySelector('[data-tile=\"nps_score\"]').dataset.few === 'false'"
+    )
+    assert page.evaluate(_FEW_JS)["tiles"]["nps_score"]["colour"] == CSS_COLOURS["red"]
+    del body["min_answers"]
+    stub_api.set_body(body)
+    page.wait_for_timeout(1500)
+    shown = page.evaluate(_FEW_JS)
+    assert {t["few"] for t in shown["tiles"].values()} == {"false"}
+    assert {c["few"] for c in shown["cells"].values()} == {"false"}
 
 
 def test_board_updates_within_two_seconds(page, stub_api, read_board, wallboard_format):

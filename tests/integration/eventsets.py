@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from stream.kpi.types import TOPIC_OF_TYPE
+from stream.events import ENTITY_ID_FIELD
+from stream.kpi.types import AGENT_STATUSES, CONTACT_CHANNELS, TOPIC_OF_TYPE
 from stream.kpi.windows import from_ms
 
 QUEUES = ("billing", "tech-support", "returns", "<img src=x onerror=alert(1)>")
 CHANNELS = ("phone", "email", "chat", "social", "web", "other")
 PRIORITIES = ("low", "normal", "normal", "high", "urgent")
+AGENTS = ("a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "", "x" * 128)
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 
@@ -39,19 +42,22 @@ def _stamp(ms: int, rng: random.Random) -> str | int:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def mixed(now_ms: int, seed: int, tickets: int = 300) -> EventSet:
-    """Tickets over the last ~30 h with every awkward case of the contract."""
+def mixed(
+    now_ms: int, seed: int, tickets: int = 300, contacts: int = 0, agents: int = 0
+) -> EventSet:
+    """Tickets (and contacts, agents) over the last ~30 h with every awkward case of the
+    contract."""
     rng = random.Random(seed)
     events: list[dict[str, object]] = []
     counter = iter(range(10**9))
 
-    def add(kind: str, ticket: str, at: int, **fields: object) -> None:
+    def add(kind: str, entity: str, at: int, **fields: object) -> None:
         at = min(at, now_ms - MINUTE)
         events.append(
             {
                 "event_id": f"e{seed}-{next(counter)}",
                 "type": kind,
-                "ticket_id": ticket,
+                ENTITY_ID_FIELD[kind.partition(".")[0]]: entity,
                 "occurred_at": _stamp(at, rng),
                 **fields,
             }
@@ -110,24 +116,79 @@ def mixed(now_ms: int, seed: int, tickets: int = 300) -> EventSet:
         if rng.random() < 0.03:  # a survey for a ticket whose opened event never comes
             add("survey.responded", f"{ticket}-orphan", opened, survey="csat", score=5)
 
+    _contacts(add, rng, now_ms, seed, contacts)
+    _agents(add, rng, now_ms, seed, agents)
+
     result = EventSet()
-    topic_of = {
-        "ticket.opened": "cs.ticket.opened",
-        "ticket.first_reply": "cs.ticket.first_reply",
-        "ticket.resolved": "cs.ticket.resolved",
-        "survey.responded": "cs.survey.responded",
-    }
     for event in events:
         value = orjson.dumps(event)
+        kind = str(event["type"])
+        key = str(event[ENTITY_ID_FIELD[kind.partition(".")[0]]]).encode()
         copies = 2 if rng.random() < 0.1 else 1  # at-least-once delivery
         for _ in range(copies):
-            result.messages.append(
-                (topic_of[str(event["type"])], str(event["ticket_id"]).encode(), value)
-            )
+            result.messages.append((TOPIC_OF_TYPE[kind], key, value))
             result.report_lines.append(value)
     _add_invalid(result, now_ms, seed)
     rng.shuffle(result.messages)
     return result
+
+
+Add = Callable[..., None]
+
+
+def _contacts(add: Add, rng: random.Random, now_ms: int, seed: int, count: int) -> None:
+    """Calls and chats: answered, abandoned, hung up in the queue, short abandons, still
+    waiting or talking, lost (stale), answers without their queued event, conflicts."""
+    for n in range(count):
+        contact = f"C-{seed}-{n}"
+        queued = now_ms - rng.randint(2 * MINUTE, 30 * HOUR)
+        if rng.random() < 0.05:  # still waiting right now (the live queue)
+            queued = now_ms - rng.randint(1, 10) * MINUTE - rng.randint(0, 59_000)
+        channel = rng.choice(CONTACT_CHANNELS)
+        if rng.random() < 0.95:
+            add("contact.queued", contact, queued, queue=rng.choice(QUEUES), channel=channel)
+            if rng.random() < 0.1:  # a conflicting second queued event
+                add(
+                    "contact.queued",
+                    contact,
+                    queued + rng.randint(-20, 20) * 1000,
+                    queue=rng.choice(QUEUES),
+                    channel=rng.choice(CONTACT_CHANNELS),
+                )
+        fate = rng.random()
+        wait = int(rng.expovariate(1 / 40_000))
+        if fate < 0.6:
+            answered = queued + wait
+            add("contact.answered", contact, answered, agent_id=rng.choice(AGENTS))
+            if rng.random() < 0.1:  # a second, later answer (transfer) changes nothing
+                add("contact.answered", contact, answered + 30_000, agent_id=rng.choice(AGENTS))
+            if rng.random() < 0.9:
+                ended = answered + int(rng.lognormvariate(5.5, 0.6) * 1000)
+                add("contact.ended", contact, ended)
+                if rng.random() < 0.8:
+                    add("contact.wrapped", contact, ended + rng.randint(5, 120) * 1000)
+            if rng.random() < 0.05:  # an abandon after the answer: still answered
+                add("contact.abandoned", contact, answered + 1000)
+        elif fate < 0.8:
+            add("contact.abandoned", contact, queued + wait)
+        elif fate < 0.9:
+            add("contact.ended", contact, queued + rng.randint(1, 8) * 1000)  # some short
+        # else: never heard of again: waiting, then stale after contact_stale_seconds
+
+
+def _agents(add: Add, rng: random.Random, now_ms: int, seed: int, count: int) -> None:
+    """Agents' status events over three days: older than the 48 h horizon too, stale
+    agents, agents gone for good, several teams."""
+    for n in range(count):
+        named = [a for a in AGENTS if a]  # an empty agent_id is valid only on a contact
+        agent = named[n] if n < len(named) else f"A-{seed}-{n}"
+        team = rng.choice(("blue", "red", "<b>green</b>"))
+        at = now_ms - rng.randint(20 * HOUR, 72 * HOUR)
+        while at < now_ms - 2 * MINUTE:
+            add("agent.status", agent, at, status=rng.choice(AGENT_STATUSES), team=team)
+            at += int(rng.expovariate(1 / (40 * MINUTE)))
+            if rng.random() < 0.02:  # gone for half a day: stale, then offline
+                at += 13 * HOUR
 
 
 def _add_invalid(result: EventSet, now_ms: int, seed: int) -> None:
@@ -186,6 +247,34 @@ def _add_invalid(result: EventSet, now_ms: int, seed: int) -> None:
             False,
         ),
     ]
+    contact = {
+        "event_id": f"badc{seed}",
+        "type": "contact.queued",
+        "contact_id": f"BC-{seed}",
+        "occurred_at": now_ms - HOUR,
+        "queue": "billing",
+        "channel": "phone",
+    }
+    status = {
+        "event_id": f"bada{seed}",
+        "type": "agent.status",
+        "agent_id": f"BA-{seed}",
+        "occurred_at": now_ms - HOUR,
+        "status": "busy",
+    }
+    contact_key, agent_key = f"BC-{seed}".encode(), f"BA-{seed}".encode()
+    cases += [
+        ("cs.contact.queued", contact_key, orjson.dumps({**contact, "channel": "email"}),
+         "invalid_field", True),
+        ("cs.contact.queued", contact_key, orjson.dumps({**contact, "customer_id": ""}),
+         "invalid_field", True),
+        ("cs.agent.status", agent_key, orjson.dumps({**status, "status": "lunch"}),
+         "invalid_field", True),
+        ("cs.agent.status", agent_key, orjson.dumps({**status, "team": 7}),
+         "invalid_field", True),
+        ("cs.contact.ended", contact_key, orjson.dumps(contact), "type_mismatch", False),
+        ("cs.agent.status", b"someone-else", orjson.dumps(status), "key_mismatch", False),
+    ]  # fmt: skip
     for topic, key, value, reason, in_report in cases:
         result.messages.append((topic, key, value))
         result.invalid.append((value, reason))

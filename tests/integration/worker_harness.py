@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.broker.harness import free_ports
 from stream.broker.topics import ensure_topics
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
-from stream.kpi.windows import bucket, from_ms
+from stream.kpi.windows import from_ms
 from stream.supervisor import ChildFailed, Supervised
 
 # Families that the batch report also prints (pipeline health is the worker's own).
@@ -38,6 +38,7 @@ HEALTH_PREFIXES = (
     "cs_consumer_lag",
     "cs_partitions_assigned",
     "cs_kpi_partitions",
+    "cs_kpi_snapshot",
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -343,14 +344,14 @@ def rfc3339(ms: int) -> str:
 def scrape_matching_report(
     worker: Worker, lines: list[bytes], workdir: Path, sla_config: Path | None = None
 ) -> tuple[Samples, Samples]:
-    """Scrape the worker and run the report at the scrape instant.
+    """Scrape the worker and run the report at the instant its numbers were computed at
+    (`cs_kpi_snapshot_timestamp_seconds`): the two must agree exactly, agents' time in
+    status (which runs to the millisecond) included."""
+    samples = worker.metrics()
+    at = snapshot_ms(samples)
+    return kpi_samples(samples), report(lines, rfc3339(at), workdir, sla_config)
 
-    The two must agree exactly; a scrape that straddles a minute boundary is repeated.
-    """
-    for _ in range(3):
-        before = now_ms()
-        scraped = kpi_samples(worker.metrics())
-        after = now_ms()
-        if bucket(before) == bucket(after):
-            return scraped, report(lines, rfc3339(before), workdir, sla_config)
-    raise AssertionError("could not scrape within one minute bucket")
+
+def snapshot_ms(samples: Samples) -> int:
+    """The instant (epoch ms) a scrape's KPIs were computed at."""
+    return round(samples["cs_kpi_snapshot_timestamp_seconds", ()] * 1000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,6 +12,7 @@ import pytest
 
 from stream.broker.harness import TlsFiles
 from stream.config import (
+    TOP_LEVEL_KEYS,
     KpiConfig,
     Settings,
     load_kpi_config,
@@ -156,7 +159,22 @@ BAD_FILES = [
         "'thresholds.csat_ratio'",
         id="threshold-wrong-order",
     ),
+    pytest.param("wallboard = 20", "'wallboard'", id="wallboard-not-table"),
+    pytest.param("[wallboard]\nmin_answer = 5", "'wallboard.min_answer'", id="wallboard-unknown"),
+    pytest.param("[wallboard]\nmin_answers = 0", "'wallboard.min_answers'", id="min-answers-0"),
+    pytest.param(
+        "[wallboard]\nmin_answers = 2.5", "'wallboard.min_answers'", id="min-answers-float"
+    ),
+    pytest.param(
+        "[wallboard]\nmin_answers = true", "'wallboard.min_answers'", id="min-answers-bool"
+    ),
 ]
+
+
+def test_wallboard_min_answers_defaults_to_20_and_can_be_set() -> None:
+    assert parse_kpi_config({}).min_answers == 20
+    assert parse_kpi_config({"wallboard": {}}).min_answers == 20
+    assert parse_kpi_config({"wallboard": {"min_answers": 5}}).min_answers == 5
 
 
 @pytest.mark.parametrize(("text", "names"), BAD_FILES)
@@ -672,3 +690,33 @@ def test_bad_advertised_url_names_the_variable(url: str) -> None:
 )
 def test_good_advertised_url_is_kept(url: str) -> None:
     assert settings_from_env({"KPI_ADVERTISED_URL": url}).web_url == url
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        pytest.param(None, "cannot read the file", id="missing-file"),
+        pytest.param("max_queues = 0", r"key 'max_queues'", id="bad-key"),
+        pytest.param("max_queues = ", r"not valid TOML", id="not-toml"),
+    ],
+)
+def test_policy_file_errors_from_the_environment_name_kpi_sla_config(
+    tmp_path: Path, text: str | None, names: str
+) -> None:
+    policy = tmp_path / "absent.toml"
+    if text is not None:
+        policy.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^KPI_SLA_CONFIG={re.escape(str(policy))}: .*{names}"):
+        settings_from_env({"KPI_SLA_CONFIG": str(policy)})
+
+
+def test_the_readme_example_policy_file_sets_every_key_and_is_valid() -> None:
+    """The README documents the whole policy file: its example parses and names every key."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    after = readme.split("The KPI policy file (`KPI_SLA_CONFIG`", 1)[1]
+    example = after.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(example)
+    assert set(data) == TOP_LEVEL_KEYS
+    config = parse_kpi_config(data)
+    assert config.sla.for_queue("vip").calendar is config.calendars["stockholm"]
+    assert config.sla.for_queue("returns").first_response_ms["normal"] == 7_200_000

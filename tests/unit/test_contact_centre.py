@@ -24,6 +24,7 @@ from kpi_helpers import (
     wrapped,
 )
 
+from stream.centre_api import agents_document, contact_centre_document
 from stream.config import parse_kpi_config
 from stream.report import BatchResult, prometheus_text, samples
 
@@ -393,3 +394,43 @@ def test_agent_cap_keeps_the_most_measured() -> None:
 
 def test_now_is_the_reference() -> None:
     assert ms("10:00:30") == NOW
+
+
+def test_agents_document_lists_every_agent_with_its_state_and_windows() -> None:
+    result = report(floor_day(), config=CONFIG)
+    document = agents_document(result.snapshot.centre, NOW)
+    rows = {row["agent"]: row for row in document["agents"]}
+    # a3 is gone (49 h) and measured nothing; "unassigned" is not an agent
+    assert sorted(rows) == ["a1", "a2", "a4", "a5"]
+    a1 = rows["a1"]
+    assert (a1["status"], a1["since"], a1["team"]) == ("busy", "2026-11-22T09:59:10.000Z", "blue")
+    assert a1["windows"]["15m"] == {
+        "contacts_answered": 2,  # c1, c7
+        "answer_time_average_seconds": 12.5,  # (15 + 10) / 2
+        "contacts_handled": 1,
+        "handle_time_average_seconds": 360.0,
+        "occupancy_ratio": pytest.approx(440 / 870),
+    }
+    a2 = rows["a2"]["windows"]["15m"]
+    assert (a2["contacts_answered"], a2["answer_time_average_seconds"]) == (1, 30.0)
+    assert a2["occupancy_ratio"] is None  # away all the window: no ready time
+    assert rows["a4"]["status"] == "offline"  # stale: its busy event is 22 h old
+
+
+def test_contact_centre_document_for_the_wallboard() -> None:
+    result = report(floor_day(), config=CONFIG)
+    document = contact_centre_document(result.snapshot.centre, NOW)
+    overall = document["windows"]["15m"]["overall"]
+    assert overall["contact_service_level_ratio"] == 0.5
+    assert (overall["contacts_answered"], overall["contacts_abandoned"]) == (3, 1)
+    live = document["live"]
+    # waiting: c6 (support, since 09:58:00: 150 s at 10:00:30); c9 is stale
+    assert (live["waiting"], live["in_progress"], live["stale"]) == (1, 2, 1)
+    assert live["longest_wait_seconds"] == 150.0
+    assert document["agents"] == {
+        "available": 0,
+        "busy": 1,
+        "after_contact_work": 0,
+        "away": 1,
+        "offline": 2,
+    }

@@ -27,7 +27,7 @@ from kpi_helpers import (
 )
 
 from stream.events import ENTITY_ID_FIELD, REASONS, Event, Rejection, decode
-from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
+from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TICKET_TOPICS, TOPIC_OF_TYPE
 
 T = "2026-11-22T09:00:00Z"
 T_MS = utc_ms(T)
@@ -58,7 +58,8 @@ def test_topics_and_types_are_the_contract_table() -> None:
         "ticket.replied": "cs.ticket.replied",
         "ticket.reopened": "cs.ticket.reopened",
     }
-    assert INPUT_TOPICS == (
+    assert tuple(TOPIC_OF_TYPE.values()) == INPUT_TOPICS
+    assert TICKET_TOPICS == (
         "cs.ticket.opened",
         "cs.ticket.first_reply",
         "cs.ticket.resolved",

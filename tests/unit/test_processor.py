@@ -69,7 +69,7 @@ def test_keys_of_the_tests_are_on_the_partitions_they_are_sent_to() -> None:
 
 
 def test_tables_and_topics_come_from_the_entity_kinds(processor: Processor) -> None:
-    assert processor.tables == ("tickets",)
+    assert processor.tables == ("tickets", "contacts", "agents")
     assert set(processor.topics) == {
         "cs.ticket.opened",
         "cs.ticket.first_reply",
@@ -77,6 +77,12 @@ def test_tables_and_topics_come_from_the_entity_kinds(processor: Processor) -> N
         "cs.survey.responded",
         "cs.ticket.replied",
         "cs.ticket.reopened",
+        "cs.contact.queued",
+        "cs.contact.answered",
+        "cs.contact.abandoned",
+        "cs.contact.ended",
+        "cs.contact.wrapped",
+        "cs.agent.status",
     }
 
 

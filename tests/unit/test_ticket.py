@@ -5,8 +5,20 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import orjson
 import pytest
-from kpi_helpers import DAY, MINUTE, first_reply, merge, opened, resolved, survey, to_event
+from kpi_helpers import (
+    DAY,
+    MINUTE,
+    first_reply,
+    merge,
+    opened,
+    reopened,
+    replied,
+    resolved,
+    survey,
+    to_event,
+)
 
 from stream.kpi.entity import PACKED_SEEN_MAX, has_seen, seen_count
 from stream.kpi.ticket import SurveyAnswer, Ticket, dumps, loads
@@ -257,3 +269,49 @@ def test_a_fingerprint_straddling_two_packed_ones_is_not_seen() -> None:
     assert has_seen(ticket.seen, bytes(range(8)))
     assert has_seen(ticket.seen, bytes(range(8, 16)))
     assert not has_seen(ticket.seen, bytes(range(4, 12)))
+
+
+# --- Section 9: replies, reopens, and the agents the work is credited to -------------
+
+LIFE_EVENTS = [
+    opened("t", T0),
+    first_reply("t", T0 + 5 * MINUTE, event_id="r-late", agent_id="a2"),
+    replied("t", T0 + 2 * MINUTE, event_id="r-b", agent_id="a1"),
+    replied("t", T0 + 2 * MINUTE, event_id="r-a", agent_id="a3"),  # same time: smaller id
+    replied("t", T0 + 9 * MINUTE, event_id="r-after"),
+    resolved("t", T0 + DAY, event_id="s-b", agent_id="a4"),
+    resolved("t", T0 + DAY, event_id="s-a", agent_id="a5"),  # same time: larger id wins
+    resolved("t", T0 + 2 * MINUTE, event_id="s-early", agent_id="a6"),
+    reopened("t", T0 + 3 * MINUTE, event_id="o1"),
+    reopened("t", T0 + 4 * MINUTE, event_id="o2"),
+]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4)))[::5])
+def test_ticket_life_fields_for_any_order_and_duplicates(order: tuple[int, ...]) -> None:
+    # Shuffle the tail in blocks, and send every event twice.
+    blocks = [LIFE_EVENTS[1:4], LIFE_EVENTS[4:6], LIFE_EVENTS[6:8], LIFE_EVENTS[8:]]
+    events = [LIFE_EVENTS[0], *(e for n in order for e in blocks[n])]
+    ticket = fold(*events, *reversed(events))
+    assert ticket.first_reply_at == T0 + 2 * MINUTE
+    assert (ticket.first_reply_event_id, ticket.first_reply_agent) == ("r-a", "a3")
+    assert ticket.replies == 4
+    assert ticket.resolved_at == T0 + DAY
+    assert (ticket.resolved_event_id, ticket.resolved_agent) == ("s-b", "a4")
+    assert (ticket.reopened_at, ticket.reopens) == (T0 + 4 * MINUTE, 2)
+    assert ticket.is_resolved
+    assert loads(dumps(ticket)) == ticket
+
+
+def test_a_reopen_after_the_last_resolve_reopens_the_ticket() -> None:
+    ticket = fold(opened("t", T0), resolved("t", T0 + MINUTE), reopened("t", T0 + 2 * MINUTE))
+    assert not ticket.is_resolved
+    assert fold(opened("t", T0), resolved("t", T0 + MINUTE), reopened("t", T0 + MINUTE)).is_resolved
+
+
+def test_a_record_written_before_section_9_loads_with_no_replies_or_reopens() -> None:
+    ticket = fold(opened("t", T0), resolved("t", T0 + MINUTE))
+    old_format = orjson.dumps(orjson.loads(dumps(ticket))[:11])
+    loaded = loads(old_format)
+    assert (loaded.replies, loaded.reopens, loaded.reopened_at) == (0, 0, None)
+    assert loaded.resolved_at == T0 + MINUTE

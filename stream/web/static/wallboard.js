@@ -27,6 +27,15 @@
     "csat_ratio",
     "nps_score",
   ];
+  // The count each KPI rests on (a field of the same row of /api/kpis).
+  const BASIS_OF = {
+    first_response_time_average_seconds: "first_responses",
+    first_response_sla_attainment_ratio: "first_responses",
+    resolution_time_average_seconds: "resolutions",
+    resolution_sla_attainment_ratio: "resolutions",
+    csat_ratio: "csat_responses",
+    nps_score: "nps_responses",
+  };
   const BASIS_LABELS = {
     first_responses: "replies",
     resolutions: "resolved",
@@ -113,6 +122,14 @@
     }
     if (value >= t.green) return "green";
     return value >= t.amber ? "amber" : "red";
+  }
+
+  /** True when `key` of `row` rests on fewer answers than the worker's `min_answers`
+      (shown greyed: too few to judge; absent `min_answers` marks nothing). */
+  function fewAnswers(key, row, minAnswers) {
+    const n = row[BASIS_OF[key]];
+    return typeof row[key] === "number" && typeof n === "number"
+      && typeof minAnswers === "number" && n < minAnswers;
   }
 
   // ---- DOM helpers --------------------------------------------------------
@@ -205,11 +222,16 @@
       const color = colorFor(key, value, data.thresholds);
       showValue(el, value, format);
       el.dataset.color = color;
-      el.closest(".tile").dataset.color = color;
+      const tile = el.closest(".tile");
+      tile.dataset.color = color;
+      tile.dataset.few = String(fewAnswers(key, overall, data.min_answers));
     }
     for (const el of $$("[data-basis]")) {
       const n = overall[el.dataset.basis];
-      el.textContent = typeof n === "number" ? `${n} ${BASIS_LABELS[el.dataset.basis]}` : "";
+      const few = el.closest(".tile").dataset.few === "true";
+      el.textContent = typeof n === "number"
+        ? `${n} ${BASIS_LABELS[el.dataset.basis]}${few ? " \u2014 too few to judge" : ""}`
+        : "";
     }
 
     const awaiting = live.awaiting || {};
@@ -242,12 +264,12 @@
       ? `Partial data: ${parts.covered} of ${parts.total} partitions`
       : "";
 
-    renderQueues(win.queues || [], live.queues || [], data.thresholds);
+    renderQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
     fitAll();
   }
 
   /** One row per queue, window KPIs joined with live awaiting counts. */
-  function renderQueues(kpiRows, liveRows, thresholds) {
+  function renderQueues(kpiRows, liveRows, thresholds, minAnswers) {
     const byName = new Map();
     const entry = (name) => {
       if (!byName.has(name)) byName.set(name, { name, kpis: {}, awaiting: {} });
@@ -275,6 +297,7 @@
         showValue(td, value, KPI_FORMATS[key]);
         td.dataset.col = key;
         td.dataset.color = colorFor(key, value, thresholds);
+        td.dataset.few = String(fewAnswers(key, q.kpis, minAnswers));
         tr.append(td);
       }
       for (const sla of AWAITING_STATES) {
