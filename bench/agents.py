@@ -2,7 +2,7 @@
 
 python -m bench.agents [--quick]
 
-Two workers, one after the other, recover the same topics: 200 agents' status events over
+Two workers, one after the other, each in a consumer group of its own, apply the same topics: 200 agents' status events over
 the last 24 h (a change every ~20 minutes) and contacts answered by them. The first runs
 without per-agent series (the baseline), the second with KPI_AGENT_METRICS=true.
 """
@@ -77,7 +77,9 @@ def run(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
     namespace.produce(messages)
     figures = {}
     for label, env in (("off", {}), ("on", {"KPI_AGENT_METRICS": "true"})):
-        worker = WorkerProcess(namespace, workdir, env)
+        # Same topics, a consumer group of its own: each worker applies every event.
+        group = Namespace(bootstrap, f"agents-{label}", namespace.prefix)
+        worker = WorkerProcess(group, workdir, env)
         worker.start()
         try:
             worker.wait_ready()

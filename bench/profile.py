@@ -18,21 +18,18 @@ from pathlib import Path
 
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
 
-CONDUCTOR = "Conductor._compile_message_handler.<locals>.on_message"
 # Areas of the worker, each named by a function that roots its stacks (first match wins).
 AREAS = (
     ("idle: the event loop waiting for I/O", "EpollSelector.select"),
-    ("/metrics scrape (our collectors + prometheus_client rendering)", "Routes.metrics"),
+    ("/metrics scrape (snapshot steps + text exposition)", "Routes.metrics"),
     ("other web requests", "RequestHandler._handle_request"),
     ("our event processing (Processor.handle)", "Processor.handle"),
-    ("changelog send from the agent (Table.send_changelog)", "Collection.send_changelog"),
-    ("rest of the agent loop (KpiApp._process, Faust take_events)", "KpiApp._process"),
-    ("Faust producer buffer → aiokafka producer", "ProducerBuffer._handle_pending"),
-    ("Faust producer buffer flush wait (wait_until_ebb)", "ProducerBuffer.wait_until_ebb"),
-    ("Faust stream iteration (Stream.__aiter__, take_events drainer)", "Stream._passive_drainer"),
-    ("Faust fetcher / conductor (consumer → stream queues)", "Fetcher._fetcher"),
-    ("Faust fetcher / conductor (consumer → stream queues)", CONDUCTOR),
-    ("aiokafka consumer thread (fetch, decode records)", "ServiceThread._start_thread"),
+    ("changelog records (Processor.record_bytes + producer batches)", "Runtime._changelog_sends"),
+    ("waiting for acks of changelog and DLQ records", "Runtime._deliver"),
+    ("committing offsets", "Runtime._commit"),
+    ("rest of the batch loop (Runtime._apply)", "Runtime._apply"),
+    ("getmany", "AIOKafkaConsumer.getmany"),
+    ("aiokafka fetcher (fetch, decode records)", "Fetcher._fetch_requests_routine"),
     ("aiokafka producer: requests and their responses", "Sender._sender_routine"),
     ("aiokafka producer: requests and their responses", "Sender._send_produce_req"),
     ("aiokafka producer: requests and their responses", "SendProduceReqHandler.do"),

@@ -116,7 +116,7 @@ def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
             "s",
             "<= 2",
             False,
-            "not measured: the runtime has no local state store yet (cold restore only)",
+            "not measured here yet: see docs/decisions/0002-runtime-state-and-recovery.md",
         ),
         Figure(
             "RSS per ticket after the load",

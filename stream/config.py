@@ -513,6 +513,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"KPI_TIMEZONE={zone!r}: unknown time zone") from exc
     sla_config = path("KPI_SLA_CONFIG")
+    try:
+        kpi = load_kpi_config(sla_config, timezone)
+    except ConfigError as exc:
+        raise ConfigError(f"KPI_SLA_CONFIG={exc}") from None
     return Settings(
         broker=_broker(text("KPI_BROKER") or Settings.broker),
         web_host=text("KPI_WEB_HOST") or Settings.web_host,
@@ -529,7 +533,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         session_timeout_s=number("KPI_KAFKA_SESSION_TIMEOUT_S", 30, 6, 300),
         group_instance_id=text("KPI_GROUP_INSTANCE_ID"),
         security=kafka_security_from_env(env),
-        kpi=load_kpi_config(sla_config, timezone),
+        kpi=kpi,
         agent_metrics=agent_metrics_from_env(env),
     )
 

@@ -110,6 +110,14 @@ def kpi_recording_rules() -> list[dict[str, str]]:
                     "expr": f"sum by ({by}, le) (cs_{kind}_seconds_bucket)",
                 }
             )
+        # A ticket's whole life (contract section 9), over the resolutions of the window.
+        resolutions = f"{level}:cs_resolutions:sum"
+        for name, component in (
+            ("cs_one_touch_resolution:ratio", "cs_resolutions_one_touch"),
+            ("cs_reopened_resolution:ratio", "cs_resolutions_reopened"),
+            ("cs_replies_per_resolution:avg", "cs_resolution_replies_sum"),
+        ):
+            rule(name, f"{total(component)}\n/ ({resolutions} > 0)")
         rule("cs_csat_responses:sum", total("cs_csat_responses"))
         rule(
             "cs_csat:ratio", f"{total('cs_csat_satisfied')}\n/ ({level}:cs_csat_responses:sum > 0)"

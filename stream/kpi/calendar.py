@@ -64,19 +64,21 @@ class Calendar:
     _cache: list[tuple[_Timeline, int, int]] = field(
         default_factory=list, compare=False, repr=False
     )
-    _last: list[int] = field(default_factory=list, compare=False, repr=False)  # [at, clock]
+    _last: list[tuple[int, int]] = field(default_factory=list, compare=False, repr=False)
 
     def clock(self, at_ms: int) -> int:
         """Business time in ms from the calendar's origin to `at_ms` (negative before it).
 
         The origin is the first instant ever asked for; only differences mean anything.
         """
-        last = self._last
-        if last and last[0] == at_ms:  # a scrape reads the same instant for every label set
+        # A scrape reads the same instant for every label set. One tuple, read and replaced
+        # whole, so a snapshot taken in another thread never sees half an update.
+        last = self._last[0] if self._last else None
+        if last is not None and last[0] == at_ms:
             return last[1]
         timeline, _, origin_raw = self._cover(at_ms)
         clock = timeline.raw_clock(at_ms) - origin_raw
-        last[:] = (at_ms, clock)
+        self._last[:] = [(at_ms, clock)]
         return clock
 
     def business_ms(self, start_ms: int, end_ms: int) -> int:

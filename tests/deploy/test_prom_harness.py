@@ -66,6 +66,9 @@ def standin_metrics(worker: int, started: float, now: float) -> str:
         family("cs_resolutions", "gauge", [(d, 8)])
         family("cs_resolution_seconds_sum", "gauge", [(d, 80000)])
         family("cs_resolution_sla_breaches", "gauge", [(d, 1)])
+        family("cs_resolutions_one_touch", "gauge", [(d, 5)])
+        family("cs_resolutions_reopened", "gauge", [(d, 1)])
+        family("cs_resolution_replies_sum", "gauge", [(d, 13)])
         family(
             "cs_resolution_seconds_bucket",
             "gauge",

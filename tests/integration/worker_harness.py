@@ -30,6 +30,7 @@ from stream.broker.topics import ensure_topics
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
 from stream.kpi.windows import from_ms
 from stream.supervisor import ChildFailed, Supervised
+from stream.web.peers import SNAPSHOT_CACHE_S
 
 # Families that the batch report also prints (pipeline health is the worker's own).
 HEALTH_PREFIXES = (
@@ -288,12 +289,17 @@ def consumed(worker: Worker, sent: Mapping[str, int], scenario: Scenario) -> int
 
 
 def wait_processed(workers: list[Worker], count: int, timeout_s: float = 90.0) -> None:
-    """Until the workers together have consumed `count` messages."""
+    """Until the workers together have consumed `count` messages.
+
+    Then it waits out the workers' snapshot cache: the scrape that saw the counters may
+    have reused KPI numbers computed just before the last messages were applied.
+    """
     deadline = time.monotonic() + timeout_s
     seen = 0.0
     while time.monotonic() < deadline:
         seen = sum(processed(w.metrics()) for w in workers)
         if seen >= count:
+            time.sleep(SNAPSHOT_CACHE_S + 0.05)
             return
         time.sleep(0.3)
     raise AssertionError(f"processed {seen} of {count} messages in {timeout_s}s")
@@ -305,6 +311,7 @@ def wait_caught_up(workers: list[Worker], timeout_s: float = 90.0) -> None:
     while not all(w.caught_up() for w in workers):
         assert time.monotonic() < deadline, f"workers not caught up in {timeout_s}s"
         time.sleep(0.3)
+    time.sleep(SNAPSHOT_CACHE_S + 0.05)  # the next scrape computes a fresh snapshot
 
 
 def report(lines: list[bytes], now: str, workdir: Path, sla_config: Path | None = None) -> Samples:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -689,6 +690,24 @@ def test_bad_advertised_url_names_the_variable(url: str) -> None:
 )
 def test_good_advertised_url_is_kept(url: str) -> None:
     assert settings_from_env({"KPI_ADVERTISED_URL": url}).web_url == url
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        pytest.param(None, "cannot read the file", id="missing-file"),
+        pytest.param("max_queues = 0", r"key 'max_queues'", id="bad-key"),
+        pytest.param("max_queues = ", r"not valid TOML", id="not-toml"),
+    ],
+)
+def test_policy_file_errors_from_the_environment_name_kpi_sla_config(
+    tmp_path: Path, text: str | None, names: str
+) -> None:
+    policy = tmp_path / "absent.toml"
+    if text is not None:
+        policy.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^KPI_SLA_CONFIG={re.escape(str(policy))}: .*{names}"):
+        settings_from_env({"KPI_SLA_CONFIG": str(policy)})
 
 
 def test_the_readme_example_policy_file_sets_every_key_and_is_valid() -> None:

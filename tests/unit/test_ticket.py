@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kpi_helpers import (
     DAY,
     MINUTE,
@@ -20,8 +22,8 @@ from kpi_helpers import (
     to_event,
 )
 
-from stream.kpi.entity import PACKED_SEEN_MAX, has_seen, seen_count
-from stream.kpi.ticket import SurveyAnswer, Ticket, dumps, loads
+from stream.kpi.entity import PACKED_SEEN_MAX, has_seen, seen_count, split_seen
+from stream.kpi.ticket import SurveyAnswer, Ticket, dumps, loads, with_mark
 
 Opened = tuple[int, str, str, str, str]
 
@@ -315,3 +317,13 @@ def test_a_record_written_before_section_9_loads_with_no_replies_or_reopens() ->
     loaded = loads(old_format)
     assert (loaded.replies, loaded.reopens, loaded.reopened_at) == (0, 0, None)
     assert loaded.resolved_at == T0 + MINUTE
+
+
+@given(st.lists(st.binary(min_size=8, max_size=8), max_size=60))
+def test_with_mark_keeps_the_marks_sorted_and_distinct(marks: list[bytes]) -> None:
+    packed = b""
+    for mark in marks:
+        added = with_mark(packed, mark)
+        assert (added is None) == (mark in split_seen(packed))
+        packed = packed if added is None else added
+    assert packed == b"".join(sorted(set(marks)))
