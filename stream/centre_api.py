@@ -9,15 +9,15 @@ from typing import Any
 
 from stream.kpi.centre import (
     OTHER_AGENT,
-    UNASSIGNED,
     CentreSnapshot,
     ContactLive,
     Slot,
     contact_kpis,
     occupancy,
 )
-from stream.kpi.gauges import total
-from stream.kpi.types import AGENT_STATUSES
+from stream.kpi.contrib import Layout
+from stream.kpi.gauges import kpis, total
+from stream.kpi.types import AGENT_STATUSES, UNASSIGNED
 from stream.kpi.windows import from_ms
 
 
@@ -58,22 +58,24 @@ def contact_centre_document(centre: CentreSnapshot, now_ms: int) -> dict[str, An
 
 def agents_document(centre: CentreSnapshot, now_ms: int) -> dict[str, Any]:
     """Every agent with a status event in the last 48 h or a measurement in the 24h
-    window: current status, since, team, and per window its contacts and occupancy."""
-    measured = {
-        agent for agent, cell in centre.by_agent["24h"].items() if any(cell[s] for s in Slot.COUNTS)
-    } - {UNASSIGNED, OTHER_AGENT}
+    window: current status, since, team, and per window its tickets, contacts and occupancy."""
+    measured = {agent for agent, count in centre.measurements().items() if count} - {
+        UNASSIGNED,
+        OTHER_AGENT,
+    }
     rows = []
     for agent in sorted(measured | centre.agents.keys()):
         state = centre.agents.get(agent)
         windows = {}
         for name, cells in centre.by_agent.items():
             cell = cells.get(agent) or [0] * Slot.SIZE
-            kpis = contact_kpis(cell)
+            contact = contact_kpis(cell)
             windows[name] = {
+                **_ticket_row(centre.tickets_by_agent[name].get(agent)),
                 "contacts_answered": cell[Slot.ANSWERED],
-                "answer_time_average_seconds": kpis["contact_answer_time_average_seconds"],
+                "answer_time_average_seconds": contact["contact_answer_time_average_seconds"],
                 "contacts_handled": cell[Slot.HANDLED],
-                "handle_time_average_seconds": kpis["contact_handle_time_average_seconds"],
+                "handle_time_average_seconds": contact["contact_handle_time_average_seconds"],
                 "occupancy_ratio": occupancy(centre.agent_ms[name].get(agent, {})),
             }
         rows.append(
@@ -86,6 +88,25 @@ def agents_document(centre: CentreSnapshot, now_ms: int) -> dict[str, Any]:
             }
         )
     return {"as_of": _rfc3339(now_ms), "agents": rows}
+
+
+def _ticket_row(cell: list[int] | None) -> dict[str, Any]:
+    """An agent's ticket counts and KPIs in a window (section 8); None where nothing counts."""
+    if cell is None:  # no ticket measurement kept: the counts are 0, the KPIs undefined
+        cell = [0] * Layout.COUNTERS
+    of = kpis(cell)
+    return {
+        "first_responses": cell[Layout.FRT_COUNT],
+        "first_response_time_average_seconds": of["first_response_time_average_seconds"],
+        "first_response_sla_attainment_ratio": of["first_response_sla_attainment_ratio"],
+        "resolutions": cell[Layout.RES_COUNT],
+        "resolution_time_average_seconds": of["resolution_time_average_seconds"],
+        "one_touch_resolution_ratio": of["one_touch_resolution_ratio"],
+        "csat_responses": cell[Layout.CSAT_COUNT],
+        "csat_ratio": of["csat_ratio"],
+        "nps_responses": sum(cell[Layout.NPS : Layout.NPS + 3]),
+        "nps_score": of["nps_score"],
+    }
 
 
 def _contact_row(cell: list[int]) -> dict[str, Any]:

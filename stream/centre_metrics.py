@@ -24,7 +24,8 @@ from stream.kpi.centre import (
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import total
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.types import AGENT_STATUSES, OTHER_QUEUE
+from stream.kpi.types import AGENT_STATUSES, NPS_CATEGORIES, OTHER_QUEUE
+from stream.metrics import COUNTS, SUMS
 
 CONTACT_KPI_HELP: Final = {
     "contact_service_level_ratio": "Answered within the threshold / (answered + abandoned)",
@@ -203,15 +204,35 @@ def centre_components(snap: CentreSnapshot, max_teams: int, per_agent: bool) -> 
 
 
 def by_agent_components(snap: CentreSnapshot) -> Iterator[Metric]:
-    """`cs_by_agent_…{window,agent}`: every contact component per agent (capped before)."""
-    for name, slot, divisor, doc in CONTACT_COMPONENTS:
-        family = GaugeMetricFamily(
-            f"cs_by_agent_{name}", f"{doc}, per agent", labels=["window", "agent"]
-        )
-        for window, cells in snap.by_agent.items():
-            for agent in sorted(cells):
-                family.add_metric([window, agent], cells[agent][slot] / divisor)
-        yield family
+    """`cs_by_agent_…{window,agent}`: every contact and windowed ticket component per
+    agent (capped before); tickets opened are nobody's work, histograms are left out."""
+    ticket_components = [
+        (name.removeprefix("cs_"), slot, 1, doc)
+        for name, doc, slot in COUNTS
+        if slot != Layout.OPENED
+    ] + [(name.removeprefix("cs_"), slot, 1000, doc) for name, doc, slot in SUMS]
+    for of_agents, components in (
+        (snap.by_agent, CONTACT_COMPONENTS),
+        (snap.tickets_by_agent, ticket_components),
+    ):
+        for name, slot, divisor, doc in components:
+            family = GaugeMetricFamily(
+                f"cs_by_agent_{name}", f"{doc}, per agent", labels=["window", "agent"]
+            )
+            for window, cells in of_agents.items():
+                for agent in sorted(cells):
+                    family.add_metric([window, agent], cells[agent][slot] / divisor)
+            yield family
+    nps = GaugeMetricFamily(
+        "cs_by_agent_nps_responses",
+        "NPS responses by category, per agent",
+        labels=["window", "agent", "category"],
+    )
+    for window, cells in snap.tickets_by_agent.items():
+        for agent in sorted(cells):
+            for offset, category in enumerate(NPS_CATEGORIES):
+                nps.add_metric([window, agent, category], cells[agent][Layout.NPS + offset])
+    yield nps
 
 
 def _live_contacts(snap: CentreSnapshot) -> Iterator[Metric]:

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from stream.kpi.types import AGENT_STATUSES, OTHER_QUEUE
+from stream.kpi.contrib import Layout
+from stream.kpi.types import AGENT_STATUSES, OTHER_QUEUE, UNASSIGNED
 from stream.kpi.windows import WINDOWS
 
-UNASSIGNED: Final = "unassigned"
 # (queue, channel): the label dimensions of contacts.
 ContactDims = tuple[str, str]
 UNKNOWN_CONTACT_DIMS: Final[ContactDims] = ("unknown", "other")
@@ -51,6 +51,16 @@ class Current:
 
 
 OTHER_AGENT: Final = "other"
+# Ticket slots that count an agent's measurements (section 8): first responses,
+# resolutions, CSAT and NPS answers (an opened ticket is nobody's work).
+TICKET_MEASUREMENTS: Final = (
+    Layout.FRT_COUNT,
+    Layout.RES_COUNT,
+    Layout.CSAT_COUNT,
+    Layout.NPS,
+    Layout.NPS + 1,
+    Layout.NPS + 2,
+)
 CONTACT_KPI_NAMES: Final = (
     "contact_service_level_ratio",
     "contact_abandonment_ratio",
@@ -99,12 +109,17 @@ class CentreSnapshot:
 
     `status_ms` is time in status per window and (team, status); `agent_ms` the same per
     agent; `agents` the current state of every agent with an event in the last 48 h.
+    `tickets_by_agent` holds the ticket cells (`stream.kpi.contrib.Layout`) per window and
+    agent, so the agents are capped together over contacts and tickets.
     """
 
     contacts: dict[str, dict[ContactDims, list[int]]] = field(
         default_factory=lambda: {w: {} for w in WINDOWS}
     )
     by_agent: dict[str, dict[str, list[int]]] = field(
+        default_factory=lambda: {w: {} for w in WINDOWS}
+    )
+    tickets_by_agent: dict[str, dict[str, list[int]]] = field(
         default_factory=lambda: {w: {} for w in WINDOWS}
     )
     live: dict[ContactDims, ContactLive] = field(default_factory=dict)
@@ -118,7 +133,11 @@ class CentreSnapshot:
 
     def merge(self, other: CentreSnapshot) -> None:
         """Add `other` (taken at the same instant) into this snapshot."""
-        for mine, theirs in ((self.contacts, other.contacts), (self.by_agent, other.by_agent)):
+        for mine, theirs in (
+            (self.contacts, other.contacts),
+            (self.by_agent, other.by_agent),
+            (self.tickets_by_agent, other.tickets_by_agent),
+        ):
             for name, cells in theirs.items():
                 for key, cell in cells.items():
                     add_into(mine.setdefault(name, {}), key, cell)
@@ -140,7 +159,8 @@ class CentreSnapshot:
         """A copy with queues beyond `max_queues` and agents beyond `max_agents` as "other".
 
         Queues rank by the contacts they counted in the 24h window plus those live; agents
-        by their measurements in the 24h window (`unassigned` always keeps its name); ties
+        by their contact and ticket measurements in the 24h window (`unassigned` always
+        keeps its name); ties
         by name, so the choice depends only on the state. Teams are capped at export.
         """
         activity: dict[str, int] = {}
@@ -149,10 +169,7 @@ class CentreSnapshot:
         for (queue, _), live in self.live.items():
             activity[queue] = activity.get(queue, 0) + live.waiting + live.in_progress
         queues = keep(activity, max_queues, UNKNOWN_CONTACT_DIMS[0])
-        measured = {
-            agent: sum(cell[s] for s in Slot.COUNTS) for agent, cell in self.by_agent["24h"].items()
-        }
-        agents = keep(measured, max_agents, UNASSIGNED)
+        agents = keep(self.measurements(), max_agents, UNASSIGNED)
         if queues is None and agents is None:
             return self
 
@@ -166,19 +183,33 @@ class CentreSnapshot:
         for name, cells in self.contacts.items():
             for dims, cell in cells.items():
                 add_into(out.contacts[name], queue_of(dims), cell)
-        for name, agent_cells in self.by_agent.items():
-            for agent, cell in agent_cells.items():
-                add_into(out.by_agent[name], agent_of(agent), cell)
+        for mine, theirs in (
+            (out.by_agent, self.by_agent),
+            (out.tickets_by_agent, self.tickets_by_agent),
+        ):
+            for name, agent_cells in theirs.items():
+                for agent, cell in agent_cells.items():
+                    add_into(mine[name], agent_of(agent), cell)
         for dims, live in self.live.items():
             out.live.setdefault(queue_of(dims), ContactLive()).add(live)
         out.status_ms, out.agent_ms, out.agents = self.status_ms, self.agent_ms, self.agents
         return out
+
+    def measurements(self) -> dict[str, int]:
+        """Per agent: its contacts and ticket measurements in the 24h window."""
+        measured = {
+            agent: sum(cell[s] for s in Slot.COUNTS) for agent, cell in self.by_agent["24h"].items()
+        }
+        for agent, cell in self.tickets_by_agent["24h"].items():
+            measured[agent] = measured.get(agent, 0) + sum(cell[s] for s in TICKET_MEASUREMENTS)
+        return measured
 
     def to_jsonable(self) -> dict[str, Any]:
         """A JSON-ready form, for the fan-out between workers."""
         return {
             "contacts": {w: [[*d, c] for d, c in v.items()] for w, v in self.contacts.items()},
             "by_agent": {w: list(v.items()) for w, v in self.by_agent.items()},
+            "tickets_by_agent": {w: list(v.items()) for w, v in self.tickets_by_agent.items()},
             "live": [
                 [*d, v.waiting, v.in_progress, v.stale, v.oldest_waiting]
                 for d, v in self.live.items()
@@ -194,6 +225,7 @@ class CentreSnapshot:
         snap = cls()
         snap.contacts = {w: {(q, c): cell for q, c, cell in v} for w, v in data["contacts"].items()}
         snap.by_agent = {w: dict(v) for w, v in data["by_agent"].items()}
+        snap.tickets_by_agent = {w: dict(v) for w, v in data["tickets_by_agent"].items()}
         snap.live = {(q, c): ContactLive(*rest) for q, c, *rest in data["live"]}
         snap.status_ms = {w: {(t, s): ms for t, s, ms in v} for w, v in data["status_ms"].items()}
         snap.agent_ms = data["agent_ms"]

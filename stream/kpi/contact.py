@@ -18,7 +18,6 @@ import orjson
 from stream.config import KpiConfig
 from stream.events import Event
 from stream.kpi.centre import (
-    UNASSIGNED,
     UNKNOWN_CONTACT_DIMS,
     CentreSnapshot,
     ContactDims,
@@ -29,7 +28,7 @@ from stream.kpi.centre import (
 )
 from stream.kpi.entity import EntityRecord, pack_seen, unpack_seen
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.types import CONTACT_TOPICS
+from stream.kpi.types import CONTACT_TOPICS, UNASSIGNED
 from stream.kpi.windows import RETAIN_BUCKETS, bucket, window_buckets
 
 TABLE: Final = "contacts"

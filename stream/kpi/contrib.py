@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from stream.kpi.sla import SlaPolicy
-from stream.kpi.types import UNKNOWN_DIMS, Dims
+from stream.kpi.types import UNASSIGNED, UNKNOWN_DIMS, Dims
 from stream.kpi.windows import MINUTE_MS, bucket
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class Layout:
     RES_ONE_TOUCH: Final = 12  # resolutions with exactly one reply and no reopen (section 9)
     RES_REOPENED: Final = 13  # resolutions of tickets reopened at least once
     RES_REPLIES_SUM: Final = 14  # replies of the resolved tickets
+    COUNTERS: Final = 15  # slots before the histograms
 
     def __init__(self, policy: SlaPolicy) -> None:
         """Bounds: the contract's defaults plus every target of every policy (section 10)."""
@@ -54,7 +55,7 @@ class Layout:
         self.res_bounds_ms = _bounds(
             RESOLUTION_BOUNDS_S, (t for p in policies for t in p.resolution_ms.values())
         )
-        self.frt_hist = 15
+        self.frt_hist = Layout.COUNTERS
         self.res_hist = self.frt_hist + len(self.frt_bounds_ms) + 1
         self.size = self.res_hist + len(self.res_bounds_ms) + 1
 
@@ -72,7 +73,9 @@ OPENED_INCREMENT: Final[Increments] = ((Layout.OPENED, 1),)
 
 
 class Contribution(NamedTuple):
-    """What one ticket adds: slot increments per minute bucket, and its live state.
+    """What one ticket adds: slot increments per minute bucket, the same per agent who did
+    the work (section 8: FRT to the first reply's agent, the rest to the last resolver's),
+    and its live state.
 
     `awaiting` is (SLA clock at opening, opened_at) of a ticket awaiting its first reply:
     the clock decides its SLA state at any later instant (section 10), opened_at its age.
@@ -83,6 +86,7 @@ class Contribution(NamedTuple):
 
     dims: Dims
     parts: tuple[tuple[int, Increments], ...]
+    agent_parts: tuple[tuple[int, str, Increments], ...]
     open: bool
     awaiting: int | tuple[int, int] | None
 
@@ -92,6 +96,8 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
     when it adds nothing. Breaches count SLA time; sums and histograms calendar time."""
     opened_at = ticket.opened_at
     parts: list[tuple[int, Increments]] = []
+    agent_parts: list[tuple[int, str, Increments]] = []
+    resolver = ticket.resolved_agent or UNASSIGNED
     if opened_at is not None:
         queue: str = ticket.queue  # type: ignore[assignment]  # set with opened_at
         priority: str = ticket.priority  # type: ignore[assignment]
@@ -103,7 +109,9 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
             sla_frt = sla.elapsed_ms(opened_at, ticket.first_reply_at)
             breached = sla.first_response_breached(priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
-            parts.append(_timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist))
+            at, increments = _timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist)
+            parts.append((at, increments))
+            agent_parts.append((at, ticket.first_reply_agent or UNASSIGNED, increments))
         if ticket.resolved_at is not None and ticket.is_resolved:
             resolution = max(0, ticket.resolved_at - opened_at)
             sla_resolution = sla.elapsed_ms(opened_at, ticket.resolved_at)
@@ -118,28 +126,25 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
                 (Layout.RES_REPLIES_SUM, ticket.replies),
             )
             parts.append((at, increments + life))
+            agent_parts.append((at, resolver, increments + life))
     else:
         dims = UNKNOWN_DIMS
     if ticket.csat is not None:
         satisfied = int(ticket.csat.score >= CSAT_SATISFIED_FROM)
-        parts.append(
-            (
-                bucket(ticket.csat.at),
-                (
-                    (Layout.CSAT_COUNT, 1),
-                    (Layout.CSAT_SATISFIED, satisfied),
-                ),
-            )
-        )
+        csat: Increments = ((Layout.CSAT_COUNT, 1), (Layout.CSAT_SATISFIED, satisfied))
+        parts.append((bucket(ticket.csat.at), csat))
+        agent_parts.append((bucket(ticket.csat.at), resolver, csat))
     if ticket.nps is not None:
-        parts.append((bucket(ticket.nps.at), ((Layout.NPS + nps_category(ticket.nps.score), 1),)))
+        nps: Increments = ((Layout.NPS + nps_category(ticket.nps.score), 1),)
+        parts.append((bucket(ticket.nps.at), nps))
+        agent_parts.append((bucket(ticket.nps.at), resolver, nps))
     if not parts:
         return None
     is_open = opened_at is not None and not ticket.is_resolved
     awaiting: int | tuple[int, int] | None = None
     if opened_at is not None and is_open and ticket.first_reply_at is None:
         awaiting = opened_at if sla.calendar is None else (sla.clock(opened_at), opened_at)
-    return Contribution(dims, tuple(parts), is_open, awaiting)
+    return Contribution(dims, tuple(parts), tuple(agent_parts), is_open, awaiting)
 
 
 def _timed(

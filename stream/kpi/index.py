@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import cast
 from zoneinfo import ZoneInfo
 
+from stream.kpi.centre import add_into
 from stream.kpi.contrib import Contribution, Increments, Layout
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
@@ -30,6 +31,7 @@ class KpiIndex:
         self.layout = layout
         self.tz = tz
         self.cells: dict[int, Cells] = {}
+        self.agent_cells: dict[int, dict[str, list[int]]] = {}  # per bucket, per agent
         self.totals: dict[str, Cells] = {w: {} for w in WINDOWS}
         self.ranges: dict[str, tuple[int, int]] | None = None
         # Label set -> how many minute buckets hold a cell of it: the label sets "seen".
@@ -45,6 +47,11 @@ class KpiIndex:
         """Replace a ticket's old contribution with its new one."""
         if old == new:
             return
+        old_agent_parts = () if old is None else old.agent_parts
+        new_agent_parts = () if new is None else new.agent_parts
+        if old_agent_parts != new_agent_parts:
+            self._add_agent_parts([p for p in old_agent_parts if p not in new_agent_parts], -1)
+            self._add_agent_parts([p for p in new_agent_parts if p not in old_agent_parts], 1)
         if old is not None and new is not None and old.dims == new.dims:
             # Only what differs: a first reply adds its part and leaves the opened one.
             old_parts, new_parts = old.parts, new.parts
@@ -72,6 +79,11 @@ class KpiIndex:
         for (dims, (b, increments)), times in counted.items():
             scaled = tuple((slot, amount * times) for slot, amount in increments)
             self._add_parts(dims, ((b, scaled),), 1)
+        for (b, agent, increments), times in Counter(
+            part for c in contributions for part in c.agent_parts
+        ).items():
+            scaled = tuple((slot, amount * times) for slot, amount in increments)
+            self._add_agent_parts(((b, agent, scaled),), 1)
         for dims, count in Counter(c.dims for c in contributions if c.open).items():
             self.open[dims] = self.open.get(dims, 0) + count
         awaiting = self.awaiting
@@ -104,6 +116,14 @@ class KpiIndex:
                     into[dims] = [0] * size if mine is None else mine.copy()
                 elif mine is not None:
                     into[dims] = [a + b for a, b in zip(theirs, mine, strict=True)]
+        agents = {agent for by_agent in self.agent_cells.values() for agent in by_agent}
+        for name, (first, last, _) in zip(WINDOWS, self.spans, strict=True):
+            into_agents = snap.centre.tickets_by_agent[name]
+            for agent in agents:
+                add_into(into_agents, agent, [0] * size)
+            for b in range(first, last + 1):
+                for agent, cell in self.agent_cells.get(b, {}).items():
+                    add_into(into_agents, agent, cell)
         live = snap.live
         for dims in seen | self.open.keys():
             mine_live = self._live(dims, now_ms)
@@ -139,6 +159,8 @@ class KpiIndex:
             for stale in [b for b in self.cells if b < horizon]:
                 for dims in self.cells.pop(stale):
                     self._count_bucket(dims, -1)
+            for stale in [b for b in self.agent_cells if b < horizon]:
+                del self.agent_cells[stale]
         self.horizon = horizon
 
     def _sum_buckets(self, buckets: range) -> Cells:
@@ -193,6 +215,22 @@ class KpiIndex:
                 self._count_bucket(dims, -1)
                 if not cells:
                     del all_cells[b]
+
+    def _add_agent_parts(self, parts: Iterable[tuple[int, str, Increments]], sign: int) -> None:
+        """Add (sign 1) or remove (-1) per-agent parts in their buckets' agent cells."""
+        for b, agent, increments in parts:
+            if self.horizon is not None and b < self.horizon:
+                continue
+            by_agent = self.agent_cells.setdefault(b, {})
+            cell = by_agent.get(agent)
+            if cell is None:
+                cell = by_agent[agent] = self.layout.zeros()
+            for slot, amount in increments:
+                cell[slot] += sign * amount
+            if not any(cell):
+                del by_agent[agent]
+                if not by_agent:
+                    del self.agent_cells[b]
 
     def _count_bucket(self, dims: Dims, change: int) -> None:
         count = self.buckets_of.get(dims, 0) + change

@@ -12,21 +12,13 @@ from typing import Any, Final
 
 import orjson
 
-from stream.kpi.centre import CentreSnapshot
+from stream.kpi.centre import TICKET_MEASUREMENTS, CentreSnapshot
 from stream.kpi.contrib import Layout
 from stream.kpi.types import OTHER_QUEUE, UNKNOWN_DIMS, Dims
 from stream.kpi.windows import WINDOWS
 
 # Slots that count tickets (not milliseconds): what "activity" of a queue means.
-COUNT_SLOTS: Final = (
-    Layout.OPENED,
-    Layout.FRT_COUNT,
-    Layout.RES_COUNT,
-    Layout.CSAT_COUNT,
-    Layout.NPS,
-    Layout.NPS + 1,
-    Layout.NPS + 2,
-)
+COUNT_SLOTS: Final = (Layout.OPENED, *TICKET_MEASUREMENTS)
 
 
 @dataclass(slots=True)

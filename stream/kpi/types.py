@@ -50,3 +50,4 @@ NPS_CATEGORIES: Final[tuple[str, ...]] = ("promoter", "passive", "detractor")
 Dims = tuple[str, str, str]
 UNKNOWN_DIMS: Final[Dims] = ("unknown", "other", "normal")
 OTHER_QUEUE: Final = "other"
+UNASSIGNED: Final = "unassigned"  # the agent label of work no agent is named for

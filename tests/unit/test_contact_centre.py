@@ -405,6 +405,16 @@ def test_agents_document_lists_every_agent_with_its_state_and_windows() -> None:
     a1 = rows["a1"]
     assert (a1["status"], a1["since"], a1["team"]) == ("busy", "2026-11-22T09:59:10.000Z", "blue")
     assert a1["windows"]["15m"] == {
+        "first_responses": 0,  # no tickets in this day
+        "first_response_time_average_seconds": None,
+        "first_response_sla_attainment_ratio": None,
+        "resolutions": 0,
+        "resolution_time_average_seconds": None,
+        "one_touch_resolution_ratio": None,
+        "csat_responses": 0,
+        "csat_ratio": None,
+        "nps_responses": 0,
+        "nps_score": None,
         "contacts_answered": 2,  # c1, c7
         "answer_time_average_seconds": 12.5,  # (15 + 10) / 2
         "contacts_handled": 1,

@@ -47,6 +47,10 @@ PRIORITIES = ["low", "normal", "high", "urgent"]
 ZONES = ["UTC", "Europe/Berlin", "America/Santiago"]
 OFFSETS_MIN = [0, 60, -300, 330, 840, -660]
 KINDS = ["opened", "first_reply", "resolved", "csat", "nps", "replied", "reopened"]
+# The agent_id of a reply or resolve (section 8): absent, null and empty are "unassigned".
+AGENT_FIELDS: list[dict[str, Any]] = [{}, {"agent_id": None}, {"agent_id": ""}] + [
+    {"agent_id": a} for a in ("a1", "a2", "a3")
+]
 
 
 @st.composite
@@ -76,8 +80,10 @@ def ticket_events(draw: st.DrawFn, ticket_id: str) -> list[dict[str, Any]]:
                 "channel": draw(st.sampled_from(CHANNELS)),
                 "priority": draw(st.sampled_from(PRIORITIES)),
             }
-        elif kind in ("first_reply", "resolved", "replied", "reopened"):
-            fields = {"type": f"ticket.{kind}"}
+        elif kind == "reopened":
+            fields = {"type": "ticket.reopened"}
+        elif kind in ("first_reply", "resolved", "replied"):
+            fields = {"type": f"ticket.{kind}", **draw(st.sampled_from(AGENT_FIELDS))}
         else:
             low, top = (1, 5) if kind == "csat" else (0, 10)
             score = draw(st.integers(low, top))
@@ -111,19 +117,20 @@ def notation() -> st.SearchStrategy[int | None]:
     events=event_sets(),
     zone=st.sampled_from(ZONES),
     max_queues=st.sampled_from([1, 2, 100]),
+    max_agents=st.sampled_from([1, 200]),
     data=st.data(),
 )
 def test_any_permutation_with_any_duplicates_gives_identical_report(
-    events: list[dict[str, Any]], zone: str, max_queues: int, data: st.DataObject
+    events: list[dict[str, Any]], zone: str, max_queues: int, max_agents: int, data: st.DataObject
 ) -> None:
-    config = KpiConfig(max_queues=max_queues)
-    expected = prometheus_text(report(events, config=config, tz=zone))
+    config = KpiConfig(max_queues=max_queues, max_agents=max_agents)
+    expected = prometheus_text(report(events, config=config, tz=zone), per_agent=True)
     duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
     lines = [rendered(e, data.draw(notation())) for e in [*events, *duplicates]]
     shuffled = data.draw(st.permutations(lines))
     result = report(shuffled, config=config, tz=zone)
     assert result.duplicates == len(duplicates)
-    assert prometheus_text(result) == expected
+    assert prometheus_text(result, per_agent=True) == expected
 
 
 POLICY = SlaPolicy()
