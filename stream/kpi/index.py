@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from stream.kpi.centre import add_into
@@ -31,13 +31,17 @@ class KpiIndex:
         self.layout = layout
         self.tz = tz
         self.cells: dict[int, Cells] = {}
-        self.agent_cells: dict[int, dict[str, list[int]]] = {}  # per bucket, per agent
+        # The same per agent credited (section 8): cells per bucket, window totals, and
+        # how many buckets hold a cell of each agent.
+        self.agent_cells: dict[int, dict[str, list[int]]] = {}
+        self.agent_totals: dict[str, dict[str, list[int]]] = {w: {} for w in WINDOWS}
+        self.buckets_of_agent: dict[str, int] = {}
         self.totals: dict[str, Cells] = {w: {} for w in WINDOWS}
         self.ranges: dict[str, tuple[int, int]] | None = None
         # Label set -> how many minute buckets hold a cell of it: the label sets "seen".
         self.buckets_of: dict[Dims, int] = {}
-        # (first, last, totals) of each window, for the per-event updates.
-        self.spans: list[tuple[int, int, Cells]] = []
+        # (first, last, totals, agent totals) of each window, for the per-event updates.
+        self.spans: list[tuple[int, int, Cells, dict[str, list[int]]]] = []
         self.horizon: int | None = None  # oldest bucket kept
         self.open: dict[Dims, int] = {}
         # Per label set, sorted (SLA clock at opening, opened_at) of unanswered tickets.
@@ -116,14 +120,10 @@ class KpiIndex:
                     into[dims] = [0] * size if mine is None else mine.copy()
                 elif mine is not None:
                     into[dims] = [a + b for a, b in zip(theirs, mine, strict=True)]
-        agents = {agent for by_agent in self.agent_cells.values() for agent in by_agent}
-        for name, (first, last, _) in zip(WINDOWS, self.spans, strict=True):
+        for name, agent_totals in self.agent_totals.items():
             into_agents = snap.centre.tickets_by_agent[name]
-            for agent in agents:
-                add_into(into_agents, agent, [0] * size)
-            for b in range(first, last + 1):
-                for agent, cell in self.agent_cells.get(b, {}).items():
-                    add_into(into_agents, agent, cell)
+            for agent in self.buckets_of_agent:
+                add_into(into_agents, agent, agent_totals.get(agent) or [0] * size)
         live = snap.live
         for dims in seen | self.open.keys():
             mine_live = self._live(dims, now_ms)
@@ -137,49 +137,37 @@ class KpiIndex:
         """Move the windows to `now_ms`: drop expired buckets, slide every window total."""
         ranges = window_buckets(now_ms, self.tz)
         previous, self.ranges = self.ranges, ranges
+        kinds: tuple[tuple[dict[str, dict[Any, list[int]]], dict[int, dict[Any, list[int]]]], ...]
+        kinds = ((self.totals, self.cells), (self.agent_totals, self.agent_cells))
         for name, (first, last) in ranges.items():
-            if previous is None or previous[name][0] > first or previous[name][1] > last:
-                self.totals[name] = self._sum_buckets(range(first, last + 1))
-                continue
-            old_first, old_last = previous[name]
-            if (old_first, old_last) == (first, last):
-                continue
-            if old_last < first:  # no overlap: cheaper to start again
-                self.totals[name] = self._sum_buckets(range(first, last + 1))
-                continue
-            totals = self.totals[name]
-            for b in range(old_first, first):
-                self._add_bucket(totals, b, -1)
-            for b in range(old_last + 1, last + 1):
-                self._add_bucket(totals, b, 1)
-        self.spans = [(*ranges[name], self.totals[name]) for name in WINDOWS]
+            for totals_of, cells in kinds:
+                if previous is None or previous[name][0] > first or previous[name][1] > last:
+                    totals_of[name] = _sum_buckets(cells, range(first, last + 1))
+                    continue
+                old_first, old_last = previous[name]
+                if (old_first, old_last) == (first, last):
+                    continue
+                if old_last < first:  # no overlap: cheaper to start again
+                    totals_of[name] = _sum_buckets(cells, range(first, last + 1))
+                    continue
+                totals = totals_of[name]
+                for b in range(old_first, first):
+                    _add_bucket(cells, totals, b, -1)
+                for b in range(old_last + 1, last + 1):
+                    _add_bucket(cells, totals, b, 1)
+        self.spans = [
+            (*ranges[name], self.totals[name], self.agent_totals[name]) for name in WINDOWS
+        ]
         # Only after sliding: the buckets that just left a window had to be subtracted.
         horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
         if self.horizon is None or horizon > self.horizon:
             for stale in [b for b in self.cells if b < horizon]:
                 for dims in self.cells.pop(stale):
-                    self._count_bucket(dims, -1)
+                    _count_bucket(self.buckets_of, dims, -1)
             for stale in [b for b in self.agent_cells if b < horizon]:
-                del self.agent_cells[stale]
+                for agent in self.agent_cells.pop(stale):
+                    _count_bucket(self.buckets_of_agent, agent, -1)
         self.horizon = horizon
-
-    def _sum_buckets(self, buckets: range) -> Cells:
-        totals: Cells = {}
-        for b in buckets:
-            self._add_bucket(totals, b, 1)
-        return totals
-
-    def _add_bucket(self, totals: Cells, b: int, sign: int) -> None:
-        for dims, cell in self.cells.get(b, {}).items():
-            current = totals.get(dims)
-            if current is None:
-                totals[dims] = [sign * v for v in cell]
-            else:
-                summed = [a + sign * v for a, v in zip(current, cell, strict=True)]
-                if any(summed):
-                    totals[dims] = summed
-                else:
-                    del totals[dims]
 
     def _add_parts(self, dims: Dims, parts: Iterable[tuple[int, Increments]], sign: int) -> None:
         """Add (sign 1) or remove (-1) parts in their buckets' cells and window totals.
@@ -194,9 +182,9 @@ class KpiIndex:
             if cells is None:
                 cells = all_cells[b] = {}
             if dims not in cells:
-                self._count_bucket(dims, 1)
+                _count_bucket(self.buckets_of, dims, 1)
             targets = [cells]
-            for first, last, totals in spans:
+            for first, last, totals, _ in spans:
                 if first <= b <= last:
                     targets.append(totals)
             for target in targets:
@@ -212,7 +200,7 @@ class KpiIndex:
                     if not any(cell):
                         del target[dims]
             if dims not in cells:
-                self._count_bucket(dims, -1)
+                _count_bucket(self.buckets_of, dims, -1)
                 if not cells:
                     del all_cells[b]
 
@@ -222,22 +210,24 @@ class KpiIndex:
             if self.horizon is not None and b < self.horizon:
                 continue
             by_agent = self.agent_cells.setdefault(b, {})
-            cell = by_agent.get(agent)
-            if cell is None:
-                cell = by_agent[agent] = self.layout.zeros()
-            for slot, amount in increments:
-                cell[slot] += sign * amount
-            if not any(cell):
-                del by_agent[agent]
+            if agent not in by_agent:
+                _count_bucket(self.buckets_of_agent, agent, 1)
+            targets = [by_agent]
+            for first, last, _, agent_totals in self.spans:
+                if first <= b <= last:
+                    targets.append(agent_totals)
+            for target in targets:
+                cell = target.get(agent)
+                if cell is None:
+                    cell = target[agent] = self.layout.zeros()
+                for slot, amount in increments:
+                    cell[slot] += sign * amount
+                if not any(cell):
+                    del target[agent]
+            if agent not in by_agent:
+                _count_bucket(self.buckets_of_agent, agent, -1)
                 if not by_agent:
                     del self.agent_cells[b]
-
-    def _count_bucket(self, dims: Dims, change: int) -> None:
-        count = self.buckets_of.get(dims, 0) + change
-        if count:
-            self.buckets_of[dims] = count
-        else:
-            del self.buckets_of[dims]
 
     def _add_live(self, contribution: Contribution, sign: int) -> None:
         dims = contribution.dims
@@ -281,3 +271,35 @@ class KpiIndex:
             breached=breached,
             oldest_awaiting=oldest,
         )
+
+
+def _sum_buckets(cells: dict[int, dict[Any, list[int]]], buckets: range) -> dict[Any, list[int]]:
+    totals: dict[Any, list[int]] = {}
+    for b in buckets:
+        _add_bucket(cells, totals, b, 1)
+    return totals
+
+
+def _add_bucket(
+    cells: dict[int, dict[Any, list[int]]], totals: dict[Any, list[int]], b: int, sign: int
+) -> None:
+    """Add (sign 1) or remove (-1) the cells of bucket `b` in `totals`."""
+    for key, cell in cells.get(b, {}).items():
+        current = totals.get(key)
+        if current is None:
+            totals[key] = [sign * v for v in cell]
+        else:
+            summed = [a + sign * v for a, v in zip(current, cell, strict=True)]
+            if any(summed):
+                totals[key] = summed
+            else:
+                del totals[key]
+
+
+def _count_bucket(counts: dict[Any, int], key: Any, change: int) -> None:
+    """Count one bucket more or less that holds a cell of `key`."""
+    count = counts.get(key, 0) + change
+    if count:
+        counts[key] = count
+    else:
+        del counts[key]
