@@ -42,6 +42,32 @@
     csat_responses: "responses",
     nps_responses: "responses",
   };
+  const BOARDS = ["tickets", "contacts"];
+  const DEFAULT_BOARD = "tickets";
+  const CONTACT_FORMATS = {
+    contact_service_level_ratio: formatPercent,
+    contact_abandonment_ratio: formatPercent,
+    occupancy_ratio: formatPercent,
+    contact_answer_time_average_seconds: formatDuration,
+    contact_handle_time_average_seconds: formatDuration,
+  };
+  const CONTACT_QUEUE_COLUMNS = [
+    "contact_service_level_ratio",
+    "contact_abandonment_ratio",
+    "contact_answer_time_average_seconds",
+    "contact_handle_time_average_seconds",
+  ];
+  // The count each contact KPI rests on, and how the board names it.
+  const CONTACT_BASIS = {
+    contact_service_level_ratio: ["contacts_offered", "offered"],
+    contact_abandonment_ratio: ["contacts_offered", "offered"],
+    contact_answer_time_average_seconds: ["contacts_answered", "answered"],
+    contact_handle_time_average_seconds: ["contacts_handled", "handled"],
+  };
+  const CONTACT_BASIS_OF = Object.fromEntries(
+    Object.entries(CONTACT_BASIS).map(([key, [field]]) => [key, field]),
+  );
+  const AGENT_STATUSES = ["available", "busy", "after_contact_work", "away", "offline"];
   const STALE_REASONS = {
     broker_unreachable: "worker cannot reach Kafka",
     no_progress: "worker is not processing events",
@@ -55,7 +81,8 @@
     receivedAt: 0, // performance.now() when it arrived
     lastAnswerAt: performance.now(), // last good answer, or page start
     lastAnswerWall: new Date(),
-    window: windowFromHash(),
+    window: hashParameter("window", WINDOWS, DEFAULT_WINDOW),
+    board: hashParameter("board", BOARDS, DEFAULT_BOARD),
   };
 
   const $ = (selector) => document.querySelector(selector);
@@ -126,8 +153,8 @@
 
   /** True when `key` of `row` rests on fewer answers than the worker's `min_answers`
       (shown greyed: too few to judge; absent `min_answers` marks nothing). */
-  function fewAnswers(key, row, minAnswers) {
-    const n = row[BASIS_OF[key]];
+  function fewAnswers(key, row, minAnswers, basisOf = BASIS_OF) {
+    const n = row[basisOf[key]];
     return typeof row[key] === "number" && typeof n === "number"
       && typeof minAnswers === "number" && n < minAnswers;
   }
@@ -195,15 +222,9 @@
 
   const fitText = (el) => shrinkToFit(el, [el]);
 
-  /** One size for the whole queue table, so that every number and heading fits its cell
-      (queue names are cut with an ellipsis and carry the full name as a tooltip). */
-  function fitQueueTable() {
-    shrinkToFit($(".queues table"), $$(".queues th, .queues td[data-col]"));
-  }
-
   function fitAll() {
     $$(".fit").forEach(fitText);
-    fitQueueRows();
+    $$(".queues").forEach(fitQueueRows);
   }
 
   // ---- rendering --------------------------------------------------------
@@ -246,7 +267,6 @@
     openCount.textContent = typeof live.open === "number" ? `${live.open} open` : "";
     openCount.dataset.value = rawValue(live.open);
     $('[data-testid="oldest-age"]').dataset.value = rawValue(live.oldest_awaiting_age_seconds);
-    showOldestAge();
 
     const asOf = $('[data-testid="as-of"]');
     const asOfDate = new Date(data.as_of);
@@ -265,7 +285,102 @@
       : "";
 
     renderQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
+    renderContacts(data);
     fitAll();
+  }
+
+  /** A contact row with the count its service level and abandonment rest on. */
+  function withOffered(row) {
+    const offered = typeof row.contacts_answered === "number"
+      && typeof row.contacts_abandoned === "number"
+      ? row.contacts_answered + row.contacts_abandoned
+      : undefined;
+    return { ...row, contacts_offered: offered };
+  }
+
+  /** The contact-centre board (`contact_centre` of /api/kpis, contract sections 7-8). */
+  function renderContacts(data) {
+    const centre = data.contact_centre || {};
+    const win = (centre.windows || {})[state.window] || {};
+    const overall = { ...withOffered(win.overall || {}), occupancy_ratio: win.occupancy_ratio };
+    const live = centre.live || {};
+    for (const [key, format] of Object.entries(CONTACT_FORMATS)) {
+      const el = $(`[data-ckpi="${key}"]`);
+      const value = overall[key];
+      const color = colorFor(key, value, data.thresholds);
+      showValue(el, value, format);
+      el.dataset.color = color;
+      const tile = el.closest(".tile");
+      tile.dataset.color = color;
+      tile.dataset.few = String(fewAnswers(key, overall, data.min_answers, CONTACT_BASIS_OF));
+    }
+    for (const el of $$("[data-cbasis]")) {
+      const [field, label] = CONTACT_BASIS[el.dataset.cbasis];
+      const n = overall[field];
+      const few = el.closest(".tile").dataset.few === "true";
+      el.textContent = typeof n === "number"
+        ? `${n} ${label}${few ? " \u2014 too few to judge" : ""}`
+        : "";
+    }
+    const waiting = $('[data-testid="contacts-waiting"]');
+    waiting.textContent = typeof live.waiting === "number" ? String(live.waiting) : DASH;
+    waiting.dataset.value = rawValue(live.waiting);
+    $('[data-testid="contacts-in-progress"]').textContent = typeof live.in_progress === "number"
+      ? `${live.in_progress} in progress`
+      : "";
+    const agents = centre.agents || {};
+    for (const status of AGENT_STATUSES) {
+      const el = $(`[data-agents="${status}"]`);
+      el.textContent = typeof agents[status] === "number" ? String(agents[status]) : DASH;
+      el.dataset.value = rawValue(agents[status]);
+    }
+    $('[data-testid="longest-wait"]').dataset.value = rawValue(live.longest_wait_seconds);
+    showAges();
+    renderContactQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
+  }
+
+  /** One row per contact queue, longest wait first: live waiting joined with window KPIs. */
+  function renderContactQueues(kpiRows, liveRows, thresholds, minAnswers) {
+    const byName = new Map();
+    const entry = (name) => {
+      if (!byName.has(name)) byName.set(name, { name, kpis: {}, live: {} });
+      return byName.get(name);
+    };
+    for (const q of kpiRows) entry(String(q.queue)).kpis = withOffered(q);
+    for (const q of liveRows) entry(String(q.queue)).live = q;
+    const wait = (q) => (typeof q.live.longest_wait_seconds === "number"
+      ? q.live.longest_wait_seconds : -1);
+    const rows = Array.from(byName.values()).sort((a, b) => {
+      if (wait(a) !== wait(b)) return wait(b) - wait(a);
+      if (a.name === b.name) return 0;
+      return a.name < b.name ? -1 : 1;
+    });
+    const trs = rows.map((q) => {
+      const tr = document.createElement("tr");
+      tr.dataset.queue = q.name;
+      const name = cell(q.name, "q-name");
+      name.title = q.name;
+      const waiting = q.live.waiting || 0;
+      const count = cell(String(waiting), waiting > 0 ? "" : "dim");
+      count.dataset.col = "waiting";
+      count.dataset.value = String(waiting);
+      const age = q.live.longest_wait_seconds;
+      const longest = cell(typeof age === "number" ? formatAge(age) : DASH);
+      longest.dataset.col = "longest_wait_seconds";
+      longest.dataset.value = rawValue(age);
+      tr.append(name, count, longest);
+      for (const key of CONTACT_QUEUE_COLUMNS) {
+        const value = q.kpis[key];
+        const td = cell("");
+        showValue(td, value, CONTACT_FORMATS[key]);
+        td.dataset.col = key;
+        td.dataset.color = colorFor(key, value, thresholds);
+        td.dataset.few = String(fewAnswers(key, q.kpis, minAnswers, CONTACT_BASIS_OF));
+        tr.append(td);
+      }
+      return tr;
+    });
+    $('[data-testid="contact-queue-rows"]').replaceChildren(...trs);
   }
 
   /** One row per queue, window KPIs joined with live awaiting counts. */
@@ -312,23 +427,36 @@
     $('[data-testid="queue-rows"]').replaceChildren(...trs);
   }
 
-  /** Fit the table's text, then hide the rows that do not fit on screen and say how many. */
-  function fitQueueRows() {
-    const wrap = $('[data-testid="queue-table-wrap"]');
-    const rows = $$('[data-testid="queue-rows"] tr');
+  /** Fit a queue table's text to one size, so that every number and heading fits its cell
+      (queue names are cut with an ellipsis and carry the full name as a tooltip), then hide
+      the rows that do not fit on screen and say how many. */
+  function fitQueueRows(section) {
+    const wrap = section.querySelector(".table-wrap");
+    const rows = Array.from(section.querySelectorAll("tbody tr"));
     rows.forEach((tr) => { tr.hidden = false; });
-    fitQueueTable();
+    shrinkToFit(
+      section.querySelector("table"),
+      Array.from(section.querySelectorAll("th, td[data-col]")),
+    );
     const bottom = wrap.getBoundingClientRect().bottom;
     const overflow = rows.filter((tr) => tr.getBoundingClientRect().bottom > bottom + 0.5);
     overflow.forEach((tr) => { tr.hidden = true; });
-    $('[data-testid="queues-more"]').textContent = overflow.length
+    section.querySelector(".more").textContent = overflow.length
       ? `+${overflow.length} more ${overflow.length === 1 ? "queue" : "queues"}`
       : "";
   }
 
-  function showOldestAge() {
-    const el = $('[data-testid="oldest-age"]');
-    const age = state.data && state.data.live ? state.data.live.oldest_awaiting_age_seconds : null;
+  /** The oldest ticket awaiting a reply and the longest-waiting contact, ticking. */
+  function showAges() {
+    const data = state.data || {};
+    const live = data.live || {};
+    const centreLive = (data.contact_centre || {}).live || {};
+    showAge($('[data-testid="oldest-age"]'), live.oldest_awaiting_age_seconds);
+    showAge($('[data-testid="longest-wait"]'), centreLive.longest_wait_seconds);
+  }
+
+  /** An age as of the last answer, advanced by the time since it arrived. */
+  function showAge(el, age) {
     if (typeof age !== "number") {
       el.textContent = DASH;
       fitText(el);
@@ -377,7 +505,7 @@
   }
 
   function tick() {
-    showOldestAge();
+    showAges();
     updateFreshness();
   }
 
@@ -421,39 +549,45 @@
 
   // ---- window selector --------------------------------------------------
 
-  /** The window named in the URL hash (#window=15m); the default for anything else,
-      a malformed percent-escape included. */
-  function windowFromHash() {
-    const match = /(?:^#|&)window=([^&]*)/.exec(window.location.hash);
+  /** A parameter of the URL hash (#board=contacts&window=15m) if it is one of `allowed`;
+      the default for anything else, a malformed percent-escape included. */
+  function hashParameter(name, allowed, fallback) {
+    const match = new RegExp(`(?:^#|&)${name}=([^&]*)`).exec(window.location.hash);
     let chosen = "";
     try {
       chosen = match ? decodeURIComponent(match[1]) : "";
     } catch {
-      // URIError: not a window name.
+      // URIError: not a valid value.
     }
-    return WINDOWS.includes(chosen) ? chosen : DEFAULT_WINDOW;
+    return allowed.includes(chosen) ? chosen : fallback;
   }
 
-  function selectWindow(name) {
-    state.window = name;
+  /** Show the board and window the URL hash names. */
+  function selectFromHash() {
+    state.window = hashParameter("window", WINDOWS, DEFAULT_WINDOW);
+    state.board = hashParameter("board", BOARDS, DEFAULT_BOARD);
     for (const button of $$("[data-window]")) {
-      button.setAttribute("aria-pressed", String(button.dataset.window === name));
+      button.setAttribute("aria-pressed", String(button.dataset.window === state.window));
     }
+    for (const board of $$("main[data-board]")) board.hidden = board.dataset.board !== state.board;
+    document.body.dataset.board = state.board;
     render();
+    fitAll();
   }
 
   function start() {
     for (const button of $$("[data-window]")) {
       button.addEventListener("click", () => {
-        history.replaceState(null, "", `#window=${button.dataset.window}`);
-        selectWindow(button.dataset.window);
+        const board = state.board === DEFAULT_BOARD ? "" : `board=${state.board}&`;
+        history.replaceState(null, "", `#${board}window=${button.dataset.window}`);
+        selectFromHash();
       });
     }
-    window.addEventListener("hashchange", () => selectWindow(windowFromHash()));
+    window.addEventListener("hashchange", selectFromHash);
     window.addEventListener("resize", fitAll);
     document.fonts.addEventListener("loadingdone", fitAll);
     document.fonts.ready.then(fitAll);
-    selectWindow(state.window);
+    selectFromHash();
     setInterval(tick, TICK_MS);
     poll();
   }
