@@ -333,10 +333,10 @@ def test_colours_follow_the_configured_thresholds(page, stub_api, read_board):
 
 MUTED = "rgb(140, 154, 171)"
 _FEW_JS = """() => ({
-  tiles: Object.fromEntries(Array.from(document.querySelectorAll(".tile")).map((t) => [
+  tiles: Object.fromEntries(Array.from(document.querySelectorAll("main[data-board=tickets] .tile")).map((t) => [
     t.dataset.tile, {few: t.dataset.few, basis: t.querySelector(".basis").textContent,
                      colour: getComputedStyle(t.querySelector(".value")).color}])),
-  cells: Object.fromEntries(Array.from(document.querySelectorAll("[data-queue] td[data-few]"))
+  cells: Object.fromEntries(Array.from(document.querySelectorAll("main[data-board=tickets] [data-queue] td[data-few]"))
     .map((td) => [`${td.parentElement.dataset.queue} ${td.dataset.col}`,
                   {few: td.dataset.few, colour: getComputedStyle(td).color}])),
 })"""
