@@ -341,25 +341,11 @@
 
   /** One row per contact queue, longest wait first: live waiting joined with window KPIs. */
   function renderContactQueues(kpiRows, liveRows, thresholds, minAnswers) {
-    const byName = new Map();
-    const entry = (name) => {
-      if (!byName.has(name)) byName.set(name, { name, kpis: {}, live: {} });
-      return byName.get(name);
-    };
-    for (const q of kpiRows) entry(String(q.queue)).kpis = withOffered(q);
-    for (const q of liveRows) entry(String(q.queue)).live = q;
-    const wait = (q) => (typeof q.live.longest_wait_seconds === "number"
-      ? q.live.longest_wait_seconds : -1);
-    const rows = Array.from(byName.values()).sort((a, b) => {
-      if (wait(a) !== wait(b)) return wait(b) - wait(a);
-      if (a.name === b.name) return 0;
-      return a.name < b.name ? -1 : 1;
-    });
+    const wait = (live) => (typeof live.longest_wait_seconds === "number"
+      ? live.longest_wait_seconds : -1);
+    const rows = joinQueues(kpiRows.map(withOffered), liveRows, wait);
     const trs = rows.map((q) => {
-      const tr = document.createElement("tr");
-      tr.dataset.queue = q.name;
-      const name = cell(q.name, "q-name");
-      name.title = q.name;
+      const tr = queueRow(q.name);
       const waiting = q.live.waiting || 0;
       const count = cell(String(waiting), waiting > 0 ? "" : "dim");
       count.dataset.col = "waiting";
@@ -368,7 +354,7 @@
       const longest = cell(typeof age === "number" ? formatAge(age) : DASH);
       longest.dataset.col = "longest_wait_seconds";
       longest.dataset.value = rawValue(age);
-      tr.append(name, count, longest);
+      tr.append(count, longest);
       for (const key of CONTACT_QUEUE_COLUMNS) {
         const value = q.kpis[key];
         const td = cell("");
@@ -383,29 +369,41 @@
     $('[data-testid="contact-queue-rows"]').replaceChildren(...trs);
   }
 
-  /** One row per queue, window KPIs joined with live awaiting counts. */
-  function renderQueues(kpiRows, liveRows, thresholds, minAnswers) {
+  /** Window KPI rows and live rows joined by queue name ({name, kpis, live}), the most
+      urgent first (`urgency` of the live row, descending), then by name. */
+  function joinQueues(kpiRows, liveRows, urgency) {
     const byName = new Map();
     const entry = (name) => {
-      if (!byName.has(name)) byName.set(name, { name, kpis: {}, awaiting: {} });
+      if (!byName.has(name)) byName.set(name, { name, kpis: {}, live: {} });
       return byName.get(name);
     };
     for (const q of kpiRows) entry(String(q.queue)).kpis = q;
-    for (const q of liveRows) entry(String(q.queue)).awaiting = q.awaiting || {};
-
-    const breached = (q) => q.awaiting.breached || 0;
-    const rows = Array.from(byName.values()).sort((a, b) => {
-      if (breached(a) !== breached(b)) return breached(b) - breached(a);
+    for (const q of liveRows) entry(String(q.queue)).live = q;
+    return Array.from(byName.values()).sort((a, b) => {
+      const [ua, ub] = [urgency(a.live), urgency(b.live)];
+      if (ua !== ub) return ub - ua;
       if (a.name === b.name) return 0;
       return a.name < b.name ? -1 : 1;
     });
+  }
 
+  /** A table row for a queue, starting with its name (cut to fit, whole in the tooltip). */
+  function queueRow(queue) {
+    const tr = document.createElement("tr");
+    tr.dataset.queue = queue;
+    const name = cell(queue, "q-name");
+    name.title = queue;
+    tr.append(name);
+    return tr;
+  }
+
+  /** One row per queue, window KPIs joined with live awaiting counts. */
+  function renderQueues(kpiRows, liveRows, thresholds, minAnswers) {
+    const breached = (live) => (live.awaiting || {}).breached || 0;
+    const rows = joinQueues(kpiRows, liveRows, breached);
     const trs = rows.map((q) => {
-      const tr = document.createElement("tr");
-      tr.dataset.queue = q.name;
-      const name = cell(q.name, "q-name");
-      name.title = q.name;
-      tr.append(name);
+      const tr = queueRow(q.name);
+      const awaiting = q.live.awaiting || {};
       for (const key of QUEUE_COLUMNS) {
         const value = q.kpis[key];
         const td = cell("");
@@ -416,7 +414,7 @@
         tr.append(td);
       }
       for (const sla of AWAITING_STATES) {
-        const n = q.awaiting[sla] || 0;
+        const n = awaiting[sla] || 0;
         const td = cell(String(n), n > 0 ? `aw-${sla}` : "dim");
         td.dataset.col = `awaiting_${sla}`;
         td.dataset.value = String(n);
