@@ -237,16 +237,7 @@
     const overall = win.overall || {};
     const live = data.live || {};
 
-    for (const [key, format] of Object.entries(KPI_FORMATS)) {
-      const el = $(`[data-kpi="${key}"]`);
-      const value = overall[key];
-      const color = colorFor(key, value, data.thresholds);
-      showValue(el, value, format);
-      el.dataset.color = color;
-      const tile = el.closest(".tile");
-      tile.dataset.color = color;
-      tile.dataset.few = String(fewAnswers(key, overall, data.min_answers));
-    }
+    showTiles("data-kpi", KPI_FORMATS, overall, data, BASIS_OF);
     for (const el of $$("[data-basis]")) {
       const n = overall[el.dataset.basis];
       const few = el.closest(".tile").dataset.few === "true";
@@ -289,6 +280,21 @@
     fitAll();
   }
 
+  /** Each tile's value (the element whose `attribute` names a key of `formats`) from `row`,
+      coloured by the thresholds of /api/kpis, greyed when it rests on too few answers. */
+  function showTiles(attribute, formats, row, data, basisOf) {
+    for (const [key, format] of Object.entries(formats)) {
+      const el = $(`[${attribute}="${key}"]`);
+      const value = row[key];
+      const color = colorFor(key, value, data.thresholds);
+      showValue(el, value, format);
+      el.dataset.color = color;
+      const tile = el.closest(".tile");
+      tile.dataset.color = color;
+      tile.dataset.few = String(fewAnswers(key, row, data.min_answers, basisOf));
+    }
+  }
+
   /** A contact row with the count its service level and abandonment rest on. */
   function withOffered(row) {
     const offered = typeof row.contacts_answered === "number"
@@ -304,16 +310,7 @@
     const win = (centre.windows || {})[state.window] || {};
     const overall = { ...withOffered(win.overall || {}), occupancy_ratio: win.occupancy_ratio };
     const live = centre.live || {};
-    for (const [key, format] of Object.entries(CONTACT_FORMATS)) {
-      const el = $(`[data-ckpi="${key}"]`);
-      const value = overall[key];
-      const color = colorFor(key, value, data.thresholds);
-      showValue(el, value, format);
-      el.dataset.color = color;
-      const tile = el.closest(".tile");
-      tile.dataset.color = color;
-      tile.dataset.few = String(fewAnswers(key, overall, data.min_answers, CONTACT_BASIS_OF));
-    }
+    showTiles("data-ckpi", CONTACT_FORMATS, overall, data, CONTACT_BASIS_OF);
     for (const el of $$("[data-cbasis]")) {
       const [field, label] = CONTACT_BASIS[el.dataset.cbasis];
       const n = overall[field];
