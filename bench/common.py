@@ -225,7 +225,7 @@ class WorkerProcess:
         return int(metric_sum(self.metrics(), "cs_events_total"))
 
     def wait_processed(
-        self, count: int, timeout_s: float, interval_s: float = 0.1, max_share: float = 0.05
+        self, count: int, timeout_s: float, interval_s: float = 0.1, max_share: float = 0.02
     ) -> tuple[float, int]:
         """Poll until `count` messages are processed; (perf_counter time of the last, count).
 

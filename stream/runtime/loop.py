@@ -1,12 +1,15 @@
 """The worker's Kafka loop: batches in, processor, changelog and dead letters out, then commit.
 
-One batch at a time, under `lock`:
-getmany -> `processor.handle` per message -> one changelog record per changed entity,
-produced to its table's changelog on the partition the input came from -> dead-letter
-records for rejections -> await every acknowledgement -> commit the offsets applied.
+Per batch, under `lock`: getmany -> `processor.handle` per message -> one changelog record
+per changed entity, produced to its table's changelog on the partition the input came from
+-> dead-letter records for rejections -> handed to the `Pipeline`, which sends them, waits
+for every acknowledgement and then commits the offsets applied. The loop meanwhile fetches
+and applies the next batch (at most `PIPELINE_DEPTH` batches are not yet committed); the
+pipeline's docstring says why offsets and changelog order stay right.
 A crash anywhere before the commit replays the tail, which the idempotent merge makes
 harmless. An unexpected exception ends `run` (fail-stop): nothing past it is committed.
-Rebalances take the same lock, so a batch is always finished before partitions move.
+Rebalances, sweeps and local snapshots take the same lock and drain the pipeline first, so
+partitions move only after every batch is acknowledged and committed.
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
 from stream.runtime.auth import bootstrap_servers, client_security
+from stream.runtime.pipeline import Offsets, Pipeline, Send
 from stream.runtime.recovery import Records, read_changelogs
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX: Final = 5000  # messages per getmany
 POLL_MS: Final = 100
+PIPELINE_DEPTH: Final = 2  # batches applied and not yet committed, at most
+HANDOVER_S: Final = 0.0005  # after a batch, for its writes to reach the socket (see _loop)
 OFFSETS_REFRESH_S: Final = 2.0
 BROKER_LOST_S: Final = 15.0  # no broker answer for this long: not ready, data stale
 NO_PROGRESS_S: Final = 30.0  # lag but nothing applied for this long: data stale
@@ -165,6 +171,7 @@ class Runtime:
             acks="all", linger_ms=5, max_batch_size=1024 * 1024, **common
         )
         self.admin = AIOKafkaAdminClient(**common)
+        self.pipeline = Pipeline(self._deliver, self._commit, PIPELINE_DEPTH)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -196,14 +203,24 @@ class Runtime:
         ]
         loop = asyncio.create_task(self._loop())
         stopped: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
+        failed = self.pipeline.failed
         try:
-            await asyncio.wait([loop, stopped, *timers], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [loop, stopped, failed, *timers], return_when=asyncio.FIRST_COMPLETED
+            )
             if self._failure is not None:
                 raise self._failure
+            if failed.done():
+                raise failed.exception()  # type: ignore[misc]
             for task in (loop, *timers):
                 if task.done() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-            await asyncio.wait([loop], timeout=STOP_GRACE_S)  # it ends after its batch
+            # The loop ends after its batch and the pipeline's drain.
+            done, _ = await asyncio.wait([loop], timeout=STOP_GRACE_S)
+            if not done:  # what is in memory may be ahead of the changelog: no snapshot
+                self.serving = False
+            elif loop.exception() is not None:
+                raise loop.exception()  # type: ignore[misc]
         finally:
             for task in (loop, stopped, *timers):
                 task.cancel()
@@ -223,6 +240,7 @@ class Runtime:
         """Leave the group and close every client (the last batch is committed already)."""
         async with self.lock:
             self.serving = False
+        await self.pipeline.close()
         for client in (self.consumer, self.restorer, self.producer):
             try:
                 await client.stop()
@@ -239,12 +257,24 @@ class Runtime:
             except IllegalStateError:  # no subscription yet / between assignments
                 await asyncio.sleep(POLL_MS / 1000)
                 continue
-            if batch:
-                async with self.lock:
-                    await self._apply(batch)
+            if not batch:
+                continue
+            async with self.lock:
+                applied = self._apply(batch)
+                if applied is None:
+                    continue
+                await self.pipeline.submit(*applied)
+            # getmany returns buffered records without yielding: pause for the deliverer to
+            # hand this batch to the producer and the producer to write its request, so the
+            # broker works on it while the next batch is applied.
+            await asyncio.sleep(HANDOVER_S)
+        async with self.lock:
+            await self.pipeline.drain()
 
-    async def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        """Apply one batch, write what it changed, then commit what was applied."""
+    def _apply(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> tuple[list[Send], Offsets] | None:
+        """Apply one batch: the writes of what it changed and the offsets they cover."""
         prefix_length = len(self.settings.topic_prefix)
         changed: dict[tuple[str, int], set[str]] = defaultdict(set)
         dead: list[tuple[ConsumerRecord[bytes, bytes], Rejection]] = []
@@ -271,17 +301,12 @@ class Runtime:
             if position != self.positions[tp]:
                 applied[tp] = self.positions[tp] = position
         if not applied:
-            return
-        sends: list[Callable[[], Awaitable[Any]]] = [
-            *self._changelog_sends(changed),
-            *(self._dead_letter_send(record, rejection) for record, rejection in dead),
-        ]
-        await self._deliver(sends)
-        await self._commit(applied)
+            return None
+        sends = self._changelog_sends(changed)
+        sends += [self._dead_letter_send(record, rejection) for record, rejection in dead]
+        return sends, applied
 
-    def _changelog_sends(
-        self, changed: dict[tuple[str, int], set[str]]
-    ) -> list[Callable[[], Awaitable[Any]]]:
+    def _changelog_sends(self, changed: dict[tuple[str, int], set[str]]) -> list[Send]:
         """One changelog record per changed entity, in batches per (table, partition)."""
         sends = []
         for (table, partition), keys in changed.items():
@@ -294,7 +319,7 @@ class Runtime:
 
     def _batch_sends(
         self, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
-    ) -> list[Callable[[], Awaitable[Any]]]:
+    ) -> list[Send]:
         """Producer batches holding `records`, as re-runnable sends."""
         sends = []
         batch = self.producer.create_batch()
@@ -307,15 +332,13 @@ class Runtime:
             sends.append(self._send_batch(batch, topic, partition))
         return sends
 
-    def _send_batch(self, batch: Any, topic: str, partition: int) -> Callable[[], Awaitable[Any]]:
+    def _send_batch(self, batch: Any, topic: str, partition: int) -> Send:
         async def send() -> Any:
             return await (await self.producer.send_batch(batch, topic, partition=partition))
 
         return send
 
-    def _dead_letter_send(
-        self, record: ConsumerRecord[bytes, bytes], rejection: Rejection
-    ) -> Callable[[], Awaitable[Any]]:
+    def _dead_letter_send(self, record: ConsumerRecord[bytes, bytes], rejection: Rejection) -> Send:
         """The original key and value (cut to fit if too large), why and where from in headers."""
         letter = dead_letter(
             rejection, record.topic, record.partition, record.offset, record.key, record.value
@@ -335,7 +358,7 @@ class Runtime:
 
         return send
 
-    async def _deliver(self, sends: list[Callable[[], Awaitable[Any]]]) -> None:
+    async def _deliver(self, sends: list[Send]) -> None:
         """Run every send until the broker acknowledged it; a failed one is sent again.
 
         Broker trouble (KafkaError) never loses a record and never skips one: the batch
@@ -362,7 +385,7 @@ class Runtime:
                 self.health.broker_ok_at = time.monotonic()
             pending = failed
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(self, offsets: Offsets) -> None:
         """Commit applied offsets; a group that moved on meanwhile replays them elsewhere."""
         while True:
             try:
@@ -389,6 +412,7 @@ class Runtime:
         what moved away and restores what is new).
         """
         async with self.lock:
+            await self.pipeline.drain()
             self.serving = False
             self.positions.clear()
             tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in self.owned]
@@ -476,6 +500,7 @@ class Runtime:
             async with self.lock:
                 if not self.serving or tp.partition not in self.owned:
                     continue
+                await self.pipeline.drain()  # the records in memory are all on the changelog
                 try:
                     end = (await self.consumer.end_offsets([tp]))[tp]
                 except KafkaError as exc:  # without the offset a snapshot would be useless
@@ -531,7 +556,7 @@ class Runtime:
             sends = []
             for (table, partition), records in tombstones.items():
                 sends += self._batch_sends(self.changelogs[table], partition, records)
-            await self._deliver(sends)
+            await self.pipeline.submit(sends, {})  # after the batches before it, per key
 
     async def _refresh_offsets(self) -> None:
         """High watermarks of the owned input partitions, which also proves the broker is up.

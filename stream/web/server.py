@@ -77,6 +77,7 @@ def peer_view(worker: Worker) -> PeerView:
         settings.partitions,
         settings.cluster_token,
         worker.processor.layout.size,
+        lambda: sum(worker.processor.events.values()),
     )
 
 

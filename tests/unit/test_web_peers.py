@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -12,6 +13,8 @@ from stream.kpi.snapshot import Live, Snapshot
 from stream.web.peers import (
     CLOCK_BAND_MS,
     PEER_PATH,
+    SNAPSHOT_CACHE_S,
+    SNAPSHOT_FRESH_S,
     BadPeerRequest,
     PeerView,
     authorized,
@@ -125,6 +128,7 @@ async def test_fan_out_merges_peers_and_sends_our_instant_and_the_token() -> Non
             4,
             "s3cret",
             CELL,
+            lambda: 0,
         )
         local, system = await view.current()
         await view.close()
@@ -143,7 +147,9 @@ async def system_beside(handler: Handler) -> Snapshot:
     """The system snapshot of a worker owning partitions 0 and 1 (of 4) beside one peer."""
     other = await peer_server(handler)
     try:
-        view = PeerView(own_part({0, 1}, 7), lambda: [str(other.make_url(""))], "x", 4, None, CELL)
+        view = PeerView(
+            own_part({0, 1}, 7), lambda: [str(other.make_url(""))], "x", 4, None, CELL, lambda: 0
+        )
         _, system = await view.current()
         await view.close()
     finally:
@@ -189,7 +195,31 @@ async def test_a_peer_answering_junk_leaves_its_partitions_uncovered(body: bytes
 
 
 async def test_an_unreachable_peer_leaves_its_partitions_uncovered() -> None:
-    view = PeerView(own_part({0}, 1), lambda: ["http://127.0.0.1:9"], "x", 2, None, CELL)
+    view = PeerView(own_part({0}, 1), lambda: ["http://127.0.0.1:9"], "x", 2, None, CELL, lambda: 0)
     _, system = await view.current()
     await view.close()
     assert system.partitions == {0}
+
+
+async def test_a_snapshot_is_reused_while_nothing_is_applied_and_retaken_once_something_is() -> (
+    None
+):
+    taken: list[int] = []
+    applied = 0
+
+    async def local(now_ms: int) -> Snapshot:
+        taken.append(now_ms)
+        return part({0}, len(taken), now_ms)
+
+    view = PeerView(local, lambda: [], "x", 1, None, CELL, lambda: applied)
+    first = (await view.current())[1]
+    assert (await view.current())[1] is first  # nothing applied since: reused
+    applied = 10
+    await asyncio.sleep(SNAPSHOT_FRESH_S + 0.01)
+    second = (await view.current())[1]
+    assert second is not first and len(taken) == 2
+    assert second.live[("billing", "email", "normal")].open == 2
+    await asyncio.sleep(SNAPSHOT_CACHE_S + 0.01)
+    third = (await view.current())[1]  # nothing applied, but the clock moved on
+    assert third is not second and len(taken) == 3
+    await view.close()
