@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from stream.runtime.auth import bootstrap_servers
-from stream.simulate import SimConfig, SimulatedEvent, generate, write_jsonl
-from stream.simulate.command import Stats, pace, simulate
-from stream.simulate.generator import DEFECTS
+from kpi_devtools.simulate import SimConfig, SimulatedEvent, generate, write_jsonl
+from kpi_devtools.simulate.command import Stats, pace, simulate
+from kpi_devtools.simulate.generator import DEFECTS
+from stream.kafka_client import bootstrap_servers
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 TOPIC_OF = {

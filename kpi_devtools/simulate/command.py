@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from stream.simulate.generator import (
+from kpi_devtools.simulate.generator import (
     DEFAULT_QUEUES,
     DEFECTS,
     SimConfig,
@@ -21,6 +21,8 @@ from stream.simulate.generator import (
     rfc3339,
     to_ms,
 )
+from stream.config import kafka_security_from_env
+from stream.kafka_client import bootstrap_servers, client_security
 
 Clock = Callable[[], datetime]
 PENDING_DELIVERIES = 10_000  # await Kafka acks at least this often
@@ -131,9 +133,6 @@ async def produce(
     `topic_prefix` goes before every topic name (KPI_TOPIC_PREFIX); `Stats` keeps the
     contract's names. Kafka security comes from the KPI_KAFKA_* variables, as for a worker."""
     from aiokafka import AIOKafkaProducer
-
-    from stream.config import kafka_security_from_env
-    from stream.runtime.auth import bootstrap_servers, client_security
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker),
