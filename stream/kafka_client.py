@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from stream.config import KafkaSecurity
@@ -58,9 +59,12 @@ LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class OncePerWindow(logging.Filter):
     """Lets a warning or error through once per window per (logger, message template)."""
 
-    def __init__(self, window_s: float = REPEAT_WINDOW_S) -> None:
+    def __init__(
+        self, window_s: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__()
         self.window_s = window_s
+        self.clock = clock
         self.last: dict[tuple[str, str], float] = {}
         self.suppressed: dict[tuple[str, str], int] = {}
 
@@ -68,7 +72,7 @@ class OncePerWindow(logging.Filter):
         if record.levelno < logging.WARNING or record.levelno >= logging.CRITICAL:
             return True
         cause = (record.name, str(record.msg))
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last.get(cause, -self.window_s) < self.window_s:
             self.suppressed[cause] = self.suppressed.get(cause, 0) + 1
             return False

@@ -22,7 +22,7 @@ from kpi_devtools.simulate.generator import (
     to_ms,
 )
 from stream.config import kafka_security_from_env
-from stream.kafka_client import bootstrap_servers, client_security
+from stream.kafka_client import bootstrap_servers, client_security, log_to_stderr
 
 Clock = Callable[[], datetime]
 PENDING_DELIVERIES = 10_000  # await Kafka acks at least this often
@@ -295,6 +295,7 @@ def simulate(
 ) -> None:
     """Generate realistic contact-centre events: tickets, replies, resolutions, surveys,
     calls and chats through the queues, and agents' statuses."""
+    log_to_stderr("warning")  # a lost broker: one line per cause per 10 s, not a flood
     if out is not None and duration is None:
         if not backfill:
             raise click.UsageError("--out needs --backfill or --duration, so that it ends")
