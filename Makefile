@@ -8,8 +8,8 @@ demo: bootstrap
 	.venv/bin/kpi-stream demo
 
 lint: bootstrap
-	.venv/bin/ruff check stream tests bench deploy
-	.venv/bin/ruff format --check stream tests bench deploy
+	.venv/bin/ruff check stream kpi_devtools tests bench deploy
+	.venv/bin/ruff format --check stream kpi_devtools tests bench deploy
 	.venv/bin/mypy
 
 test: lint

@@ -27,13 +27,13 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from stream.config import Settings
 from stream.deadletter import dead_letter
 from stream.events import Rejection
+from stream.kafka_client import bootstrap_servers, client_security
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import DLQ_TOPIC
 from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
-from stream.runtime.auth import bootstrap_servers, client_security
 from stream.runtime.recovery import Records, read_changelogs
 
 log = logging.getLogger(__name__)

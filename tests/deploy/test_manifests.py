@@ -31,7 +31,7 @@ GRAFANA_ALERTS = GRAFANA / "provisioning" / "alerting" / "kpi-stream.yml"
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")  # oldest and newest we promise to fit
-KAFKA_VERSION = "3.9.1"  # stream/broker/pom.xml, the broker the tests run
+KAFKA_VERSION = "3.9.1"  # kpi_devtools/broker/pom.xml, the broker the tests run
 # Contract section 5 plus the extras the workers export, and Prometheus' own `up`.
 KPI_GAUGES = (
     "first_response_time_average_seconds",
@@ -268,7 +268,7 @@ def test_compose_file_matches_the_compose_spec_schema() -> None:
 def test_compose_wires_kafka_workers_prometheus_and_grafana(tmp_path: Path) -> None:
     services = load(COMPOSE)["services"]
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
-    pom = (REPO / "stream" / "broker" / "pom.xml").read_text()
+    pom = (REPO / "kpi_devtools" / "broker" / "pom.xml").read_text()
     assert f"<version>{KAFKA_VERSION}</version>" in pom
 
     script = services["kafka-init"]["command"][0]
@@ -281,6 +281,9 @@ def test_compose_wires_kafka_workers_prometheus_and_grafana(tmp_path: Path) -> N
         if svc.get("command", ["worker"]) == ["worker"] and svc.get("build")
     ]
     assert workers == ["worker-1", "worker-2"]
+    assert {services[w]["build"]["target"] for w in workers} == {"worker"}
+    assert services["simulator"]["build"]["target"] == "tools"
+    assert services["simulator"]["command"][0] == "simulate"
     sla_file = tmp_path / "sla.toml"
     sla_file.write_text("")
     for name in workers:
@@ -298,7 +301,8 @@ def test_compose_wires_kafka_workers_prometheus_and_grafana(tmp_path: Path) -> N
 
     for svc in services.values():
         image = svc["image"]
-        assert re.search(r":v?\d", image) or image == "kpi-stream:local", f"unpinned image {image}"
+        local = image in ("kpi-stream:local", "kpi-stream-tools:local")
+        assert re.search(r":v?\d", image) or local, f"unpinned image {image}"
         for volume in svc.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("./"):
@@ -336,17 +340,52 @@ def test_dockerfile_passes_hadolint_with_no_finding() -> None:
 
 def test_dockerfile_runs_the_worker_as_non_root_from_pinned_images() -> None:
     instructions = dockerfile_instructions()
+    stages = dockerfile_stages()
     bases = [args.split()[0] for op, args in instructions if op == "FROM"]
-    for base in bases:
+    for base in (b for b in bases if b not in stages):
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*", base), (
             f"base image not pinned: {base}"
         )
     users = [args for op, args in instructions if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert ("ENTRYPOINT", '["kpi-stream"]') in instructions
-    assert ("CMD", '["worker"]') in instructions
-    assert ("EXPOSE", "6066") in instructions
-    assert any(op == "HEALTHCHECK" and "/healthz" in args for op, args in instructions)
+    worker = dockerfile_stages()["worker"]
+    assert ("CMD", '["worker"]') in worker
+    assert ("EXPOSE", "6066") in worker
+    assert any(op == "HEALTHCHECK" and "/healthz" in args for op, args in worker)
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The instructions of each named stage, its FROM first."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    for op, args in dockerfile_instructions():
+        if op == "FROM":
+            current = stages.setdefault(args.split()[-1], [])
+        current.append((op, args))
+    return stages
+
+
+def test_the_worker_image_is_the_default_and_holds_no_development_tools() -> None:
+    stages = dockerfile_stages()
+    assert list(stages)[-1] == "worker", "a plain `docker build` must give the worker"
+
+    def sources(stage: str) -> set[str]:
+        """Everything a stage copies from the build context, through the stages it builds on."""
+        first, *rest = stages[stage]
+        parent = first[1].split()[0]
+        copied = {s for op, a in rest if op == "COPY" and "--from" not in a for s in a.split()[:-1]}
+        copied |= {
+            source
+            for op, a in rest
+            if op == "COPY" and a.startswith("--from=")
+            for source in sources(a.split()[0].removeprefix("--from="))
+        }
+        return copied | (sources(parent) if parent in stages else set())
+
+    assert "stream" in sources("worker")
+    assert "kpi_devtools" not in sources("worker")
+    assert "kpi_devtools" in sources("tools")
+    assert ("CMD", '["simulate"]') in stages["tools"]
 
 
 # --- Grafana ------------------------------------------------------------------

@@ -14,14 +14,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream.broker.harness import (
+from kpi_devtools.broker.harness import (
     BrokerError,
     LocalBroker,
     is_broker_process,
     pid_alive,
     stop_process,
 )
-from stream.broker.topics import DLQ_TOPIC, INPUT_TOPICS, ensure_topics
+from kpi_devtools.broker.topics import DLQ_TOPIC, INPUT_TOPICS, ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,7 +174,7 @@ def test_broker_jvm_dies_when_its_python_parent_is_killed(kafka_libs: Path, tmp_
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from stream.broker.harness import LocalBroker\n"
+        "from kpi_devtools.broker.harness import LocalBroker\n"
         "broker = LocalBroker(Path(sys.argv[1]))\n"
         "broker.start()\n"
         "print(broker.pid, flush=True)\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker.harness import LocalBroker, free_ports
+from kpi_devtools.broker.harness import LocalBroker, free_ports
 from stream.kpi.windows import from_ms
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (

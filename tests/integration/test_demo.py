@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker.harness import free_ports, pid_alive
+from kpi_devtools.broker.harness import free_ports, pid_alive
 from tests.integration.worker_harness import parse_samples
 
 START_TIMEOUT_S = 180.0

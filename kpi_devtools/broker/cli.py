@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from stream.broker.harness import (
+from kpi_devtools.broker.harness import (
     COMPLETE_MARKER,
     KAFKA_VERSION,
     BrokerError,
@@ -23,7 +23,7 @@ from stream.broker.harness import (
     kafka_libs_dir,
     stop_process,
 )
-from stream.broker.topics import ensure_topics
+from kpi_devtools.broker.topics import ensure_topics
 
 STATE_FILE = "broker.json"
 

@@ -86,7 +86,7 @@ def fetch_kafka(root: Path | None = None) -> Path:
     log.info("Fetching Kafka %s from Maven Central into %s (once)", KAFKA_VERSION, libs)
     with tempfile.TemporaryDirectory(dir=libs.parent, prefix=".fetch-") as tmp:
         pom = Path(tmp) / "pom.xml"
-        pom.write_bytes(resources.files("stream.broker").joinpath("pom.xml").read_bytes())
+        pom.write_bytes(resources.files("kpi_devtools.broker").joinpath("pom.xml").read_bytes())
         staged = Path(tmp) / "libs"
         command = [
             mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
