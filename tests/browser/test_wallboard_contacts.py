@@ -142,6 +142,39 @@ def test_contact_board_shows_the_hand_worked_values(page, stub_api):
     assert page.watch.page_errors == []
 
 
+def test_longest_wait_and_occupancy_are_coloured_by_the_policy_levels(page, stub_api):
+    """With the policy's levels (longest wait 60 / 120 s, occupancy 0.85 / 0.90, lower is
+    better): 754 s waiting is red, support's 61 s amber; occupancy 73.4 % green, 95 % red."""
+    body = contact_body()
+    body["thresholds"]["contact_longest_wait_seconds"] = {
+        "direction": "lower_is_better",
+        "green": 60,
+        "amber": 120,
+    }
+    body["thresholds"]["occupancy_ratio"] = {
+        "direction": "lower_is_better",
+        "green": 0.85,
+        "amber": 0.9,
+    }
+    stub_api.set_body(body)
+    open_board(page, stub_api, "#board=contacts")
+    colour = "(sel) => Array.from(document.querySelectorAll(sel)).map((el) => getComputedStyle(el).color)"
+    green, amber, red = CSS_COLOURS["green"], CSS_COLOURS["amber"], CSS_COLOURS["red"]
+    assert page.evaluate(colour, "[data-testid='longest-wait']") == [red]
+    assert page.evaluate(colour, "td[data-col='longest_wait_seconds']") == [
+        red,  # sales 754 s
+        amber,  # support 61 s
+        "rgb(232, 237, 243)",  # billing: nobody waiting, no colour
+    ]
+    assert page.evaluate(colour, "[data-ckpi='occupancy_ratio']") == [green]
+    body["contact_centre"]["windows"]["1h"]["occupancy_ratio"] = 0.95
+    stub_api.set_body(body)
+    page.wait_for_function(
+        "() => document.querySelector('[data-ckpi=\"occupancy_ratio\"]').textContent === '95.0%'"
+    )
+    assert page.evaluate(colour, "[data-ckpi='occupancy_ratio']") == [red]
+
+
 def test_contact_board_follows_the_window_and_hash_changes(page, stub_api):
     """`#board=contacts&window=15m` shows the 15m figures; the window buttons keep the board;
     going back to no hash shows the ticket board."""

@@ -68,6 +68,7 @@
   const CONTACT_BASIS_OF = Object.fromEntries(
     Object.entries(CONTACT_BASIS).map(([key, [field]]) => [key, field]),
   );
+  const LONGEST_WAIT = "contact_longest_wait_seconds"; // its levels in /api/kpis thresholds
   const AGENT_STATUSES = ["available", "busy", "after_contact_work", "away", "offline"];
   const STATUS_NAMES = {
     available: "Available",
@@ -389,7 +390,9 @@
       el.textContent = typeof agents[status] === "number" ? String(agents[status]) : DASH;
       el.dataset.value = rawValue(agents[status]);
     }
-    $('[data-testid="longest-wait"]').dataset.value = rawValue(live.longest_wait_seconds);
+    const longestWait = $('[data-testid="longest-wait"]');
+    longestWait.dataset.value = rawValue(live.longest_wait_seconds);
+    longestWait.dataset.color = colorFor(LONGEST_WAIT, live.longest_wait_seconds, data.thresholds);
     showAges();
     renderContactQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
   }
@@ -409,6 +412,7 @@
       const longest = cell(typeof age === "number" ? formatAge(age) : DASH);
       longest.dataset.col = "longest_wait_seconds";
       longest.dataset.value = rawValue(age);
+      longest.dataset.color = colorFor(LONGEST_WAIT, age, thresholds);
       tr.append(count, longest);
       for (const key of CONTACT_QUEUE_COLUMNS) {
         const value = q.kpis[key];
