@@ -564,8 +564,13 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        """Partitions assigned and restored, and the broker answering."""
-        return self.serving and self.stale_reason() != "broker_unreachable"
+        """Partitions assigned and restored, the broker answering, and not stopping (a
+        worker saving its snapshots at shutdown still answers, but takes no new traffic)."""
+        return (
+            self.serving
+            and not self._stopping.is_set()
+            and self.stale_reason() != "broker_unreachable"
+        )
 
     def stale_reason(self) -> str | None:
         """Why the numbers may be behind: "broker_unreachable", "no_progress" or None."""

@@ -98,7 +98,11 @@ class Routes:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get(PEER_PATH, self.internal_snapshot)
+        app.on_cleanup.append(self.close_peer_session)  # after the last request has ended
         return app
+
+    async def close_peer_session(self, _: web.Application) -> None:
+        await self.view.close()
 
     async def wallboard(self, _: web.Request) -> web.Response:
         return web.Response(
@@ -222,8 +226,7 @@ class WebServer:
             )
 
     async def stop(self) -> None:
-        """Close the peer session and the listener."""
-        await self.view.close()
+        """Close the listener, then (the application's cleanup) the peer session."""
         if self.runner is not None:
             await self.runner.cleanup()
 

@@ -226,6 +226,21 @@ def test_statefulset_services_pdb_and_servicemonitor_fit_together() -> None:
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
 
 
+def container_env(container: dict[str, Any], pod_name: str) -> dict[str, str]:
+    """A container's `env` as Kubernetes sets it in pod `pod_name`: `value`s with `$(NAME)`
+    of earlier entries expanded, and `valueFrom` the pod's name (the only source used)."""
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "valueFrom" in entry:
+            assert entry["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, entry
+            env[entry["name"]] = pod_name
+        else:
+            env[entry["name"]] = re.sub(
+                r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), entry["value"]
+            )
+    return env
+
+
 def test_worker_accepts_the_kubernetes_configuration(tmp_path: Path) -> None:
     config_maps = {cm["metadata"]["name"]: cm["data"] for cm in by_kind("ConfigMap")}
     sla_file = tmp_path / "sla.toml"
@@ -236,8 +251,12 @@ def test_worker_accepts_the_kubernetes_configuration(tmp_path: Path) -> None:
     for secret in by_kind("Secret"):
         if secret["metadata"]["name"] == "kpi-stream-kafka":
             env.update(secret["stringData"])
-    env.update({e["name"]: e["value"] for e in container["env"] if e["name"].startswith("KPI_")})
+    pod_env = container_env(container, pod_name="kpi-stream-1")
+    env.update({name: value for name, value in pod_env.items() if name.startswith("KPI_")})
     worker_env_is_valid(env, sla_file)
+    # Static group membership by pod name: a restarted pod rejoins as the same member.
+    assert env["KPI_GROUP_INSTANCE_ID"] == "kpi-stream-1"
+    assert env["KPI_ADVERTISED_URL"] == "http://kpi-stream-1.kpi-stream:6066"
     mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert Path(env["KPI_SLA_CONFIG"]).parent == Path(mounted["sla"])
     assert Path(env["KPI_KAFKA_SSL_CAFILE"]).parent == Path(mounted["kafka-tls"])

@@ -203,6 +203,14 @@ class Worker:
             body: bytes = response.read()
             return body
 
+    def status(self, path: str) -> int:
+        """The HTTP status of a GET of `path` (URLError when nothing answers)."""
+        try:
+            self.get(path)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        return 200
+
     def ready_partitions(self) -> list[int]:
         try:
             return list(orjson.loads(self.get("/readyz"))["partitions"])

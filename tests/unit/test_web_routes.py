@@ -336,3 +336,22 @@ async def test_two_workers_fan_out_to_each_other_and_agree() -> None:
     owned = [sum(kafka_partition(t, 2) == p for t in tickets) for p in (0, 1)]
     assert components == owned  # each exports its own partitions' tickets
     assert sum(components) == 12
+
+
+async def test_stopping_the_web_server_closes_the_session_to_the_peers() -> None:
+    """The application owns the peer session: it is closed once the last request has
+    ended (it was left open, and aiohttp warned "Unclosed client session")."""
+    first = worker_with(["T-1"], 2, {0}, cluster_token=TOKEN)
+    second = worker_with(["T-1"], 2, {1}, cluster_token=TOKEN)
+    view = peer_view(first)
+    client = TestClient(TestServer(Routes(first, view).app()))
+    await client.start_server()
+    other = await client_of(second)
+    try:
+        first.members = {str(other.make_url("")): [1]}
+        assert (await client.get("/metrics")).status == 200
+        assert view.session is not None and not view.session.closed
+    finally:
+        await client.close()
+        await other.close()
+    assert view.session.closed
