@@ -247,6 +247,7 @@ def _print_urls(running: Demo, port: int) -> None:
     click.echo(
         "\nkpi-stream demo is running.\n"
         f"  wallboard  {base}/\n"
+        f"  agents     {base}/agents\n"
         f"  metrics    {base}/metrics\n"
         f"  api        {base}/api/kpis\n"
         f"  logs       {logs / 'worker.log'}, {logs / 'broker' / 'server.log'}\n"
