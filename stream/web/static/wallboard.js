@@ -121,6 +121,7 @@
     board: window.location.pathname === AGENTS_PATH
       ? "agents"
       : hashParameter("board", BOARDS, DEFAULT_BOARD),
+    queue: "", // `/`: the one queue shown (#queue=), "" for all
     sort: DEFAULT_SORT, // agents view: column id, direction, team filter, page
     direction: "asc",
     team: "",
@@ -311,8 +312,8 @@
   function renderBoards(data) {
     const windows = data.windows || {};
     const win = windows[state.window] || {};
-    const overall = win.overall || {};
-    const live = data.live || {};
+    const overall = inQueue(win.overall, win.queues);
+    const live = inQueue(data.live, (data.live || {}).queues);
 
     showTiles("data-kpi", KPI_FORMATS, overall, data, BASIS_OF);
     for (const el of $$("[data-basis]")) {
@@ -335,8 +336,21 @@
     openCount.textContent = typeof live.open === "number" ? `${live.open} open` : "";
     openCount.dataset.value = rawValue(live.open);
     $('[data-testid="oldest-age"]').dataset.value = rawValue(live.oldest_awaiting_age_seconds);
-    renderQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
+    const liveQueues = (data.live || {}).queues || [];
+    renderQueues(onlyQueue(win.queues), onlyQueue(liveQueues), data.thresholds, data.min_answers);
     renderContacts(data);
+  }
+
+  /** `summary` (a row of /api/kpis over every queue), or with #queue= that queue's row of
+      `queues` (empty when the queue has none). */
+  function inQueue(summary, queues) {
+    if (!state.queue) return summary || {};
+    return (queues || []).find((q) => String(q.queue) === state.queue) || {};
+  }
+
+  /** The rows of a queue table: all, or with #queue= only that queue's. */
+  function onlyQueue(rows) {
+    return (rows || []).filter((q) => !state.queue || String(q.queue) === state.queue);
   }
 
   /** Each tile's value (the element whose `attribute` names a key of `formats`) from `row`,
@@ -367,8 +381,12 @@
   function renderContacts(data) {
     const centre = data.contact_centre || {};
     const win = (centre.windows || {})[state.window] || {};
-    const overall = { ...withOffered(win.overall || {}), occupancy_ratio: win.occupancy_ratio };
-    const live = centre.live || {};
+    // Occupancy and agents by status are per team, never per queue: always all of them.
+    const overall = {
+      ...withOffered(inQueue(win.overall, win.queues)),
+      occupancy_ratio: win.occupancy_ratio,
+    };
+    const live = inQueue(centre.live, (centre.live || {}).queues);
     showTiles("data-ckpi", CONTACT_FORMATS, overall, data, CONTACT_BASIS_OF);
     for (const el of $$("[data-cbasis]")) {
       const [field, label] = CONTACT_BASIS[el.dataset.cbasis];
@@ -394,7 +412,8 @@
     longestWait.dataset.value = rawValue(live.longest_wait_seconds);
     longestWait.dataset.color = colorFor(LONGEST_WAIT, live.longest_wait_seconds, data.thresholds);
     showAges();
-    renderContactQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
+    const liveQueues = onlyQueue((centre.live || {}).queues);
+    renderContactQueues(onlyQueue(win.queues), liveQueues, data.thresholds, data.min_answers);
   }
 
   /** One row per contact queue, longest wait first: live waiting joined with window KPIs. */
@@ -506,8 +525,9 @@
   /** The oldest ticket awaiting a reply and the longest-waiting contact, ticking. */
   function showAges() {
     const data = state.data || {};
-    const live = data.live || {};
-    const centreLive = (data.contact_centre || {}).live || {};
+    const live = inQueue(data.live, (data.live || {}).queues);
+    const centre = (data.contact_centre || {}).live || {};
+    const centreLive = inQueue(centre, centre.queues);
     showAge($('[data-testid="oldest-age"]'), live.oldest_awaiting_age_seconds);
     showAge($('[data-testid="longest-wait"]'), centreLive.longest_wait_seconds);
   }
@@ -782,6 +802,7 @@
     const view = {
       board: state.board === "agents" || state.board === DEFAULT_BOARD ? "" : state.board,
       window: state.window,
+      queue: state.queue,
       sort: state.sort,
       dir: state.direction,
       team: state.team,
@@ -796,14 +817,22 @@
     selectFromHash();
   }
 
-  /** The board links of the header: the board shown is marked; each keeps the window. */
+  /** The board links of the header: the board shown is marked; each keeps the window (and
+      the two boards of `/` the queue). The queue shown, if one is, is named beside them. */
   function showBoardLinks() {
     const win = state.window === DEFAULT_WINDOW ? "" : `window=${state.window}`;
+    const queue = state.queue ? `queue=${encodeURIComponent(state.queue)}` : "";
+    const ticketHash = [win, queue].filter(Boolean).join("&");
     const hrefs = {
-      tickets: win ? `/#${win}` : "/",
-      contacts: `/#board=contacts${win ? "&" + win : ""}`,
+      tickets: ticketHash ? `/#${ticketHash}` : "/",
+      contacts: `/#${["board=contacts", win, queue].filter(Boolean).join("&")}`,
       agents: `${AGENTS_PATH}${win ? "#" + win : ""}`,
     };
+    // Drawn by CSS from data-queue, cut with an ellipsis: a name may have 128 characters.
+    const filter = $('[data-testid="queue-filter"]');
+    filter.hidden = !state.queue || state.board === "agents";
+    filter.dataset.queue = filter.hidden ? "" : state.queue;
+    filter.title = filter.hidden ? "" : `Queue: ${state.queue}`;
     for (const link of $$("[data-board-link]")) {
       link.href = hrefs[link.dataset.boardLink];
       if (link.dataset.boardLink === state.board) link.setAttribute("aria-current", "page");
@@ -818,6 +847,7 @@
     state.sort = hashParameter("sort", AGENT_SORTS, DEFAULT_SORT);
     state.direction = hashParameter("dir", DIRECTIONS, "asc");
     state.team = hashValue("team");
+    state.queue = state.board === "agents" ? "" : hashValue("queue");
     const rotate = Number(hashValue("rotate"));
     state.rotateMs = (Number.isFinite(rotate) && rotate >= 1 ? rotate : DEFAULT_ROTATE_S) * 1000;
     for (const button of $$("[data-window]")) {
