@@ -20,10 +20,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from stream.broker.harness import LocalBroker, free_ports
-from stream.broker.topics import ensure_topics
-from stream.simulate.generator import SimConfig, generate, to_ms
-from stream.supervisor import Supervised
+from kpi_devtools.broker.harness import LocalBroker, free_ports
+from kpi_devtools.broker.topics import ensure_topics
+from kpi_devtools.simulate.generator import SimConfig, generate, to_ms
+from kpi_devtools.supervisor import Supervised
 
 logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries while fresh topics get leaders
 

@@ -33,7 +33,7 @@ from bench.common import (
     scaled,
     standalone,
 )
-from stream.simulate.generator import DEFAULT_QUEUES
+from kpi_devtools.simulate.generator import DEFAULT_QUEUES
 
 TICKETS = 1_000_000
 SCRAPE_TICKETS = 100_000

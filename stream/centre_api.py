@@ -102,6 +102,7 @@ def _ticket_row(cell: list[int] | None) -> dict[str, Any]:
         "resolutions": cell[Layout.RES_COUNT],
         "resolution_time_average_seconds": of["resolution_time_average_seconds"],
         "one_touch_resolution_ratio": of["one_touch_resolution_ratio"],
+        "reopened_resolution_ratio": of["reopened_resolution_ratio"],
         "csat_responses": cell[Layout.CSAT_COUNT],
         "csat_ratio": of["csat_ratio"],
         "nps_responses": sum(cell[Layout.NPS : Layout.NPS + 3]),

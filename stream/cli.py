@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -21,24 +22,32 @@ from stream.kpi.windows import to_ms
 
 
 class Commands(click.Group):
-    """The command group; the development commands are imported only when one is run, so
-    a worker never loads the broker harness, the demo or the simulator."""
+    """The command group. The development commands live in the `kpi_devtools` package,
+    outside the worker's: they are imported only when one is run, so a worker never loads
+    the broker harness, the demo or the simulator, and an installation without them (the
+    worker image) lists only `worker` and `report`."""
 
     DEVELOPMENT: Final = {
-        "broker": ("stream.broker.cli", "broker"),
-        "demo": ("stream.demo", "demo"),
-        "simulate": ("stream.simulate.command", "simulate"),
+        "broker": ("kpi_devtools.broker.cli", "broker"),
+        "demo": ("kpi_devtools.demo", "demo"),
+        "simulate": ("kpi_devtools.simulate.command", "simulate"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.DEVELOPMENT])
+        tools = self.DEVELOPMENT if importlib.util.find_spec("kpi_devtools") else {}
+        return sorted([*super().list_commands(ctx), *tools])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.DEVELOPMENT:
-            module, name = self.DEVELOPMENT[cmd_name]
-            command: click.Command = getattr(importlib.import_module(module), name)
-            return command
-        return super().get_command(ctx, cmd_name)
+        if cmd_name not in self.DEVELOPMENT:
+            return super().get_command(ctx, cmd_name)
+        if importlib.util.find_spec("kpi_devtools") is None:
+            raise click.UsageError(
+                f"`kpi-stream {cmd_name}` is a development tool (package kpi_devtools), "
+                "not installed here; the worker image runs only `worker` and `report`."
+            )
+        module, name = self.DEVELOPMENT[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
 
 
 @click.group(

@@ -52,6 +52,8 @@ DEFAULT_THRESHOLDS: Final[dict[str, dict[str, Any]]] = {
     "nps_score": {"direction": "higher_is_better", "green": 30, "amber": 20},
     "contact_service_level_ratio": {"direction": "higher_is_better", "green": 0.9, "amber": 0.8},
     "contact_abandonment_ratio": {"direction": "lower_is_better", "green": 0.05, "amber": 0.1},
+    "contact_longest_wait_seconds": {"direction": "lower_is_better", "green": 60, "amber": 120},
+    "occupancy_ratio": {"direction": "lower_is_better", "green": 0.85, "amber": 0.9},
 }
 TOP_LEVEL_KEYS: Final = frozenset(
     {

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from aiokafka.errors import KafkaError
 
 from stream.config import KpiConfig, Settings
+from stream.kafka_client import log_to_stderr
 from stream.processor import Processor
-from stream.runtime.logs import configure_logging, held_at_start
+from stream.runtime.logs import held_at_start
 from stream.runtime.loop import EntityProcessor, Runtime
 from stream.runtime.topics import TopicError
 from stream.web.server import WebServer
@@ -32,7 +33,7 @@ def run_worker(
     settings: Settings, loglevel: str = "info", processor: ProcessorFactory = Processor
 ) -> None:
     """Start a worker and block until it is stopped; exits with the worker's exit code."""
-    configure_logging(loglevel)
+    log_to_stderr(loglevel, held_at_start)
     sys.exit(asyncio.run(serve(settings, processor)))
 
 

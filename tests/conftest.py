@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import pytest
 
-from stream.broker.harness import (
+from kpi_devtools.broker.harness import (
     BrokerError,
     LocalBroker,
     TlsFiles,
@@ -23,7 +23,7 @@ from stream.broker.harness import (
     fetch_kafka,
     require_java,
 )
-from stream.broker.topics import ensure_topics
+from kpi_devtools.broker.topics import ensure_topics
 from tests.infra import require_infra
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometheus, stat
 from grafana_foundation_sdk.builders import timeseries as series
@@ -139,10 +139,6 @@ def series_panel(
     return panel
 
 
-WAIT_STEPS: Final = [("green", None), ("orange", 60), ("red", 120)]
-OCCUPANCY_STEPS: Final = [("blue", None), ("green", 0.6), ("orange", 0.85), ("red", 0.9)]
-
-
 def contact_centre_row(
     board: dashboard.Dashboard, thresholds: Mapping[str, Mapping[str, Any]]
 ) -> dashboard.Dashboard:
@@ -151,12 +147,14 @@ def contact_centre_row(
     board = board.with_row(dashboard.Row("Contact centre (window: $window, queues: $queue)"))
     service_level = kpi_steps(thresholds["contact_service_level_ratio"])
     abandonment = kpi_steps(thresholds["contact_abandonment_ratio"])
+    wait = kpi_steps(thresholds["contact_longest_wait_seconds"])
+    occupancy = kpi_steps(thresholds["occupancy_ratio"])
     for title, expr, levels, unit, decimals in (
         ("Contacts waiting", f"sum(queue:cs_contacts_waiting:sum{{{QUEUES}}})", BLUE, "none", 0),
         (
             "Longest wait",
             f"max(queue:cs_contact_longest_wait_seconds:max{{{QUEUES}}})",
-            WAIT_STEPS,
+            wait,
             "s",
             0,
         ),
@@ -177,7 +175,7 @@ def contact_centre_row(
         (
             "Average speed of answer ($window)",
             f"window:cs_contact_answer_time_seconds:avg{{{WINDOW}}}",
-            WAIT_STEPS,
+            wait,
             "s",
             0,
         ),
@@ -201,7 +199,7 @@ def contact_centre_row(
     board = board.with_panel(
         bar_panel(
             "Longest wait by queue",
-            WAIT_STEPS,
+            wait,
             query("A", f"queue:cs_contact_longest_wait_seconds:max{{{QUEUES}}}", "{{queue}}", True),
             "s",
         )
@@ -217,7 +215,7 @@ def contact_centre_row(
     board = board.with_panel(
         bar_panel(
             "Agent occupancy by team ($window)",
-            OCCUPANCY_STEPS,
+            occupancy,
             query("A", f"team_window:cs_agent_occupancy:ratio{{{WINDOW}}}", "{{team}}", True),
             "percentunit",
             description="(busy + after-contact work) / (available + busy + after-contact work).",

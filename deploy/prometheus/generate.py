@@ -458,7 +458,11 @@ def contact_alerts(cfg: dict[str, Any], policy: Thresholds) -> list[Alert]:
                 "abandoned contacts in the window do not alert.",
             )
         )
-    wait, occupancy = cfg["contact_longest_wait"], cfg["agent_occupancy"]
+    wait = {
+        **cfg["contact_longest_wait"],
+        "max_seconds": policy["contact_longest_wait_seconds"]["amber"],
+    }
+    occupancy = {**cfg["agent_occupancy"], "max": policy["occupancy_ratio"]["amber"]}
     window = f'{{window="{occupancy["window"]}"}}'
     alerts.append(
         Alert(

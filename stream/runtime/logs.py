@@ -1,40 +1,9 @@
-"""Logging of a worker: one line per record, and warnings or errors of one cause at most
-once per 10 s (a lost broker makes the Kafka client repeat itself many times a second)."""
+"""Logging of a worker: the Kafka client's errors held back while it first connects;
+repeated warnings and errors are thinned out by `stream.kafka_client.log_to_stderr`."""
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Final
-
-REPEAT_WINDOW_S: Final = 10.0
-FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-class OncePerWindow(logging.Filter):
-    """Lets a warning or error through once per window per (logger, message template)."""
-
-    def __init__(self, window_s: float = REPEAT_WINDOW_S) -> None:
-        super().__init__()
-        self.window_s = window_s
-        self.last: dict[tuple[str, str], float] = {}
-        self.suppressed: dict[tuple[str, str], int] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or record.levelno >= logging.CRITICAL:
-            return True
-        cause = (record.name, str(record.msg))
-        now = time.monotonic()
-        if now - self.last.get(cause, -self.window_s) < self.window_s:
-            self.suppressed[cause] = self.suppressed.get(cause, 0) + 1
-            return False
-        self.last[cause] = now
-        repeats = self.suppressed.pop(cause, 0)
-        if repeats:
-            record.msg = (
-                f"{record.msg} ({repeats} more like this in the last {self.window_s:.0f} s)"
-            )
-        return True
 
 
 class HeldAtStart(logging.Filter):
@@ -60,12 +29,3 @@ class HeldAtStart(logging.Filter):
 
 
 held_at_start = HeldAtStart()
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr at `level`, with repeated warnings and errors thinned out."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
-    handler.addFilter(held_at_start)
-    handler.addFilter(OncePerWindow())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

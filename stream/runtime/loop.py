@@ -30,13 +30,13 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from stream.config import Settings
 from stream.deadletter import dead_letter
 from stream.events import Rejection
+from stream.kafka_client import bootstrap_servers, client_security
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import DLQ_TOPIC
 from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
-from stream.runtime.auth import bootstrap_servers, client_security
 from stream.runtime.pipeline import Offsets, Pipeline, Send
 from stream.runtime.recovery import Records, read_changelogs
 
@@ -589,8 +589,13 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        """Partitions assigned and restored, and the broker answering."""
-        return self.serving and self.stale_reason() != "broker_unreachable"
+        """Partitions assigned and restored, the broker answering, and not stopping (a
+        worker saving its snapshots at shutdown still answers, but takes no new traffic)."""
+        return (
+            self.serving
+            and not self._stopping.is_set()
+            and self.stale_reason() != "broker_unreachable"
+        )
 
     def stale_reason(self) -> str | None:
         """Why the numbers may be behind: "broker_unreachable", "no_progress" or None."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.centre_api import contact_centre_document
+from stream.centre_api import agents_document, contact_centre_document
 from stream.config import Settings
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import kpis, total
@@ -15,11 +15,7 @@ from stream.kpi.windows import from_ms
 def api_document(
     system: Snapshot, settings: Settings, cell_size: int, stale_reason: str | None
 ) -> dict[str, Any]:
-    """KPIs per window (overall and per queue), live SLA state, and how far to trust them.
-
-    `stale_reason` is the worker's own word for why its numbers may be behind
-    ("broker_unreachable", "no_progress"), None when they are current.
-    """
+    """KPIs per window (overall and per queue), live SLA state, and how far to trust them."""
     windows = {}
     for name, cells in system.windows.items():
         by_queue: dict[str, list[list[int]]] = {}
@@ -36,12 +32,7 @@ def api_document(
         overall.add(live)
         queues.setdefault(queue, Live()).add(live)
     return {
-        "as_of": rfc3339(system.now_ms),
-        "stale": stale_reason is not None,
-        "stale_reason": stale_reason,
-        "complete": len(system.partitions) == settings.partitions,
-        "partitions": {"covered": len(system.partitions), "total": settings.partitions},
-        "timezone": str(settings.timezone),
+        **freshness(system, settings, stale_reason),
         "windows": windows,
         "live": {
             **_live_row(overall, system.now_ms),
@@ -49,11 +40,38 @@ def api_document(
                 {"queue": q, **_live_row(v, system.now_ms)} for q, v in sorted(queues.items())
             ],
         },
-        "thresholds": settings.kpi.thresholds,
-        "min_answers": settings.kpi.min_answers,
         "contact_centre": contact_centre_document(
             system.centre.capped(settings.kpi.max_queues, settings.kpi.max_agents), system.now_ms
         ),
+    }
+
+
+def agents_api_document(
+    system: Snapshot, settings: Settings, stale_reason: str | None
+) -> dict[str, Any]:
+    """The `/api/agents` document: every agent (`stream.centre_api.agents_document`) with
+    the same freshness fields, levels and `min_answers` as `/api/kpis`, for the agents view."""
+    return {
+        **freshness(system, settings, stale_reason),
+        **agents_document(system.centre, system.now_ms),
+    }
+
+
+def freshness(system: Snapshot, settings: Settings, stale_reason: str | None) -> dict[str, Any]:
+    """What every board's JSON says about how far to trust it, and the levels it colours by.
+
+    `stale_reason` is the worker's own word for why its numbers may be behind
+    ("broker_unreachable", "no_progress"), None when they are current.
+    """
+    return {
+        "as_of": rfc3339(system.now_ms),
+        "stale": stale_reason is not None,
+        "stale_reason": stale_reason,
+        "complete": len(system.partitions) == settings.partitions,
+        "partitions": {"covered": len(system.partitions), "total": settings.partitions},
+        "timezone": str(settings.timezone),
+        "thresholds": settings.kpi.thresholds,
+        "min_answers": settings.kpi.min_answers,
     }
 
 

@@ -1,6 +1,7 @@
 """The worker's web server: the routes and the listener.
 
-`/` the wallboard and its static files, `/api/kpis` its JSON (`stream.web.model`),
+`/` the wallboard and its static files, `/api/kpis` its JSON (`stream.web.model`), `/agents`
+the same page showing the agents view, `/api/agents` its JSON,
 `/metrics` (`stream.metrics`), `/healthz`, `/readyz`, and `/internal/snapshot`, what
 workers ask each other (`stream.web.peers`). No request changes a worker's state.
 """
@@ -18,14 +19,13 @@ from aiohttp import web
 from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stream.centre_api import agents_document
 from stream.centre_metrics import CentreCollector
 from stream.config import Settings
 from stream.kpi.snapshot import Snapshot
 from stream.metrics import Health, HealthCollector, exposition_chunks
 from stream.runtime.loop import EntityProcessor
 from stream.web.assets import STATIC_FILES, read_static
-from stream.web.model import api_document
+from stream.web.model import agents_api_document, api_document
 from stream.web.peers import PEER_PATH, BadPeerRequest, PeerView, authorized, peer_instant, wall_ms
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class Routes:
         """The aiohttp application with every route."""
         app = web.Application()
         app.router.add_get("/", self.wallboard)
+        app.router.add_get("/agents", self.wallboard)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/api/kpis", self.api_kpis)
         app.router.add_get("/api/agents", self.api_agents)
@@ -98,7 +99,11 @@ class Routes:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get(PEER_PATH, self.internal_snapshot)
+        app.on_cleanup.append(self.close_peer_session)  # after the last request has ended
         return app
+
+    async def close_peer_session(self, _: web.Application) -> None:
+        await self.view.close()
 
     async def wallboard(self, _: web.Request) -> web.Response:
         return web.Response(
@@ -131,8 +136,9 @@ class Routes:
 
     async def api_agents(self, _: web.Request) -> web.Response:
         system = (await self.view.current())[1]
+        document = agents_api_document(system, self.worker.settings, self.worker.stale_reason())
         return web.Response(
-            body=orjson.dumps(agents_document(system.centre, system.now_ms)),
+            body=orjson.dumps(document),
             content_type="application/json",
             headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
         )
@@ -221,8 +227,7 @@ class WebServer:
             )
 
     async def stop(self) -> None:
-        """Close the peer session and the listener."""
-        await self.view.close()
+        """Close the listener, then (the application's cleanup) the peer session."""
         if self.runner is not None:
             await self.runner.cleanup()
 

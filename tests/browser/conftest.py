@@ -130,8 +130,8 @@ def page(page_factory: Any) -> Any:
 
 
 class StubKpiApi:
-    """Test double for the worker's data source: the real static page plus a JSON body the
-    test sets. It can stop listening (a stopped worker), hang, or fail, to test the page's
+    """Test double for the worker's data source: the real static page (at `/` and `/agents`)
+    plus a JSON body the test sets, served as `/api/kpis` and `/api/agents`. It can stop listening (a stopped worker), hang, or fail, to test the page's
     stale state. It computes no KPI; tests against the real worker live elsewhere."""
 
     def __init__(self, csp: str | None = STRICT_CSP) -> None:
@@ -166,7 +166,9 @@ class StubKpiApi:
     async def _start(self) -> None:
         app = web.Application(middlewares=[self._headers])
         app.router.add_get("/", self._wallboard)
+        app.router.add_get("/agents", self._wallboard)
         app.router.add_get("/api/kpis", self._kpis)
+        app.router.add_get("/api/agents", self._kpis)  # the test sets the body the page wants
         app.router.add_get("/static/{name}", self._static)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()

@@ -142,6 +142,39 @@ def test_contact_board_shows_the_hand_worked_values(page, stub_api):
     assert page.watch.page_errors == []
 
 
+def test_longest_wait_and_occupancy_are_coloured_by_the_policy_levels(page, stub_api):
+    """With the policy's levels (longest wait 60 / 120 s, occupancy 0.85 / 0.90, lower is
+    better): 754 s waiting is red, support's 61 s amber; occupancy 73.4 % green, 95 % red."""
+    body = contact_body()
+    body["thresholds"]["contact_longest_wait_seconds"] = {
+        "direction": "lower_is_better",
+        "green": 60,
+        "amber": 120,
+    }
+    body["thresholds"]["occupancy_ratio"] = {
+        "direction": "lower_is_better",
+        "green": 0.85,
+        "amber": 0.9,
+    }
+    stub_api.set_body(body)
+    open_board(page, stub_api, "#board=contacts")
+    colour = "(sel) => Array.from(document.querySelectorAll(sel)).map((el) => getComputedStyle(el).color)"
+    green, amber, red = CSS_COLOURS["green"], CSS_COLOURS["amber"], CSS_COLOURS["red"]
+    assert page.evaluate(colour, "[data-testid='longest-wait']") == [red]
+    assert page.evaluate(colour, "td[data-col='longest_wait_seconds']") == [
+        red,  # sales 754 s
+        amber,  # support 61 s
+        "rgb(232, 237, 243)",  # billing: nobody waiting, no colour
+    ]
+    assert page.evaluate(colour, "[data-ckpi='occupancy_ratio']") == [green]
+    body["contact_centre"]["windows"]["1h"]["occupancy_ratio"] = 0.95
+    stub_api.set_body(body)
+    page.wait_for_function(
+        "() => document.querySelector('[data-ckpi=\"occupancy_ratio\"]').textContent === '95.0%'"
+    )
+    assert page.evaluate(colour, "[data-ckpi='occupancy_ratio']") == [red]
+
+
 def test_contact_board_follows_the_window_and_hash_changes(page, stub_api):
     """`#board=contacts&window=15m` shows the 15m figures; the window buttons keep the board;
     going back to no hash shows the ticket board."""
@@ -211,3 +244,108 @@ def test_contact_board_fits_on_a_tv(width, height, page_factory, stub_api, save_
         ".map((el) => parseFloat(getComputedStyle(el).fontSize)))"
     )
     assert big >= 0.6 * 5 * rem
+
+
+def test_queue_filter_shows_one_queue_on_the_ticket_board(
+    page, stub_api, read_board, save_screenshot
+):
+    """`#queue=complaints`: the tiles, awaiting counts, oldest age and table are that queue's
+    (hand-worked from its rows of the sample body), the header names it, links keep it."""
+    stub_api.set_body(contact_body())
+    open_board(page, stub_api, "#queue=complaints")
+    board = read_board(page)
+    tiles = {key: tile["text"] for key, tile in board["tiles"].items()}
+    assert tiles == {
+        "first_response_time_average_seconds": "30m 50s",
+        "first_response_sla_attainment_ratio": "71.0%",
+        "csat_ratio": "62.0%",
+        "resolution_time_average_seconds": "8h 28m",
+        "resolution_sla_attainment_ratio": "66.0%",
+        "nps_score": "\u221218",
+    }
+    assert {k: v["text"] for k, v in board["awaiting"].items()} == {
+        "ok": "2",
+        "at_risk": "2",
+        "breached": "3",
+    }
+    assert board["open"]["text"] == "10 open"
+    assert re.fullmatch(r"4:15:2\d", board["oldest"]["text"]), board["oldest"]["text"]
+    assert [row["queue"] for row in board["rows"]] == ["complaints"]
+    save_screenshot(page, "wallboard-queue-filter.png")
+    assert page.get_attribute("[data-testid='queue-filter']", "title") == "Queue: complaints"
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector(\"[data-testid='queue-filter']\"), '::after')"
+            ".content"
+        )
+        == '"Queue: complaints"'  # what the board draws
+    )
+    assert page.get_attribute("[data-testid='queue-filter']", "data-queue") == "complaints"
+    links = page.evaluate(
+        "Object.fromEntries(Array.from(document.querySelectorAll('[data-board-link]'))"
+        ".map((a) => [a.dataset.boardLink, a.getAttribute('href')]))"
+    )
+    assert links == {
+        "tickets": "/#queue=complaints",
+        "contacts": "/#board=contacts&queue=complaints",
+        "agents": "/agents",
+    }
+    page.click("[data-window='15m']")  # complaints has no 15m row: nothing to show
+    page.wait_for_function("() => location.hash === '#window=15m&queue=complaints'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-kpi=\"csat_ratio\"]').textContent === '\u2014'"
+    )
+    assert page.watch.page_errors == []
+
+
+def test_queue_filter_on_the_contact_board_and_an_unknown_queue(page, stub_api):
+    """`#board=contacts&queue=support`: support's figures (8 offered: greyed), its waiting
+    contacts and longest wait; occupancy and agents by status stay over all teams. An unknown
+    queue shows dashes, never another queue's numbers."""
+    stub_api.set_body(contact_body())
+    open_board(page, stub_api, "#board=contacts&queue=support")
+    board = read_contacts(page)
+    muted = "rgb(140, 154, 171)"
+    assert board["tiles"]["contact_service_level_ratio"] == [
+        "50.0%",
+        muted,
+        "true",
+        "8 offered \u2014 too few to judge",
+    ]
+    assert board["tiles"]["contact_abandonment_ratio"][0] == "25.0%"
+    assert board["tiles"]["contact_answer_time_average_seconds"][0] == "1m 35s"
+    assert board["tiles"]["contact_handle_time_average_seconds"][0] == "1h 6m"
+    assert board["tiles"]["occupancy_ratio"][0] == "73.4%"
+    assert (board["waiting"], board["inProgress"]) == ("2", "3 in progress")
+    assert re.fullmatch(r"0:01:0[1-6]", board["longest"]), board["longest"]
+    assert board["agents"]["busy"] == "9"
+    assert [row[0] for row in board["rows"]] == ["support"]
+    page.evaluate("location.hash = '#board=contacts&queue=nosuch'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"contacts-waiting\"]').textContent === '\u2014'"
+    )
+    board = read_contacts(page)
+    assert board["tiles"]["contact_service_level_ratio"][0] == "\u2014"
+    assert board["longest"] == "\u2014"
+    assert board["rows"] == []
+    assert page.watch.page_errors == []
+
+
+def test_the_longest_queue_name_as_filter_still_fits(page_factory, stub_api):
+    """`#queue=` with a 128-character name at 1280x720: the name is cut with an ellipsis
+    (whole in the tooltip), the header keeps its size, nothing leaves the screen."""
+    page = page_factory(1280, 720)
+    stub_api.set_body(widest_contact_body())
+    open_board(page, stub_api, f"#board=contacts&queue={LONG_QUEUE}")
+    shown = layout(page)
+    assert shown["scroll"] == [1280, 720]
+    assert shown["overflowing"] == []
+    assert shown["outside"] == []
+    assert page.get_attribute("[data-testid='queue-filter']", "title") == f"Queue: {LONG_QUEUE}"
+    box = page.locator("[data-testid='queue-filter']").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1280 and box["height"] < 720 / 10
+    link_px = page.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('[aria-current=\"page\"]')).fontSize)"
+    )
+    assert link_px >= 0.9 * 2.1 * 12.8  # the title's 2.1rem, hardly shrunk
+    assert read_contacts(page)["waiting"] == "8888"

@@ -16,7 +16,7 @@ TV_SIZES = [(1280, 720), (1366, 768), (1920, 1080), (3840, 2160)]
 LONG_QUEUE = "q" * 128  # the longest queue name the contract allows
 
 # Everything that must be readable in full: KPI values and labels, awaiting counts, the
-# oldest age, the header and banners.
+# oldest age, the header and banners, the queue and agent tables (names may be cut).
 _LAYOUT_JS = """() => {
   const box = (el) => el.getBoundingClientRect();
   const inside = (el) => { const b = box(el);
@@ -33,9 +33,10 @@ _LAYOUT_JS = """() => {
   const describe = (el) => `${el.className} ${el.dataset.kpi || el.dataset.awaiting || ""}` +
     ` "${el.textContent.trim()}" ${needed(el)}>${room(el)}`;
   const fitted = Array.from(document.querySelectorAll(".fit")).filter(shown);
-  const cells = Array.from(document.querySelectorAll(".queues th, [data-queue] td[data-col]"))
-    .filter(shown);
-  const names = Array.from(document.querySelectorAll("[data-queue] td.q-name")).filter(shown);
+  const cells = Array.from(document.querySelectorAll(
+    ".queues th, [data-queue] td[data-col], .roster th, [data-agent] td[data-col]")).filter(shown);
+  const names = Array.from(document.querySelectorAll(
+    "[data-queue] td.q-name, [data-agent] td.q-name, [data-agent] td.a-team")).filter(shown);
   const px = (selector) => Array.from(document.querySelectorAll(selector))
     .map((el) => parseFloat(getComputedStyle(el).fontSize));
   return {
@@ -47,6 +48,7 @@ _LAYOUT_JS = """() => {
     awaitingPx: Math.min(...px("[data-awaiting]")),
     oldestPx: px("[data-testid='oldest-age']")[0],
     cellPx: Math.min(...px("[data-queue] td[data-col]")),
+    rosterPx: Math.min(...px("[data-agent] td[data-col]")),
     fonts: document.fonts.status,
   };
 }"""

@@ -41,13 +41,13 @@ from prom_harness import (
     wait_until,
 )
 
+from kpi_devtools.simulate.generator import SimConfig, generate
 from stream.config import KpiConfig
 from stream.events import ENTITY_ID_FIELD
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S
 from stream.kpi.types import TOPIC_OF_TYPE
 from stream.processor import Processor
 from stream.runtime.topics import key_partition
-from stream.simulate.generator import SimConfig, generate
 from tests.integration.worker_harness import Scenario, Worker, wait_processed
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.integration]

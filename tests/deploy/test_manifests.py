@@ -31,7 +31,7 @@ GRAFANA_ALERTS = GRAFANA / "provisioning" / "alerting" / "kpi-stream.yml"
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")  # oldest and newest we promise to fit
-KAFKA_VERSION = "3.9.1"  # stream/broker/pom.xml, the broker the tests run
+KAFKA_VERSION = "3.9.1"  # kpi_devtools/broker/pom.xml, the broker the tests run
 # Contract section 5 plus the extras the workers export, and Prometheus' own `up`.
 KPI_GAUGES = (
     "first_response_time_average_seconds",
@@ -226,6 +226,21 @@ def test_statefulset_services_pdb_and_servicemonitor_fit_together() -> None:
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
 
 
+def container_env(container: dict[str, Any], pod_name: str) -> dict[str, str]:
+    """A container's `env` as Kubernetes sets it in pod `pod_name`: `value`s with `$(NAME)`
+    of earlier entries expanded, and `valueFrom` the pod's name (the only source used)."""
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "valueFrom" in entry:
+            assert entry["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, entry
+            env[entry["name"]] = pod_name
+        else:
+            env[entry["name"]] = re.sub(
+                r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), entry["value"]
+            )
+    return env
+
+
 def test_worker_accepts_the_kubernetes_configuration(tmp_path: Path) -> None:
     config_maps = {cm["metadata"]["name"]: cm["data"] for cm in by_kind("ConfigMap")}
     sla_file = tmp_path / "sla.toml"
@@ -236,8 +251,12 @@ def test_worker_accepts_the_kubernetes_configuration(tmp_path: Path) -> None:
     for secret in by_kind("Secret"):
         if secret["metadata"]["name"] == "kpi-stream-kafka":
             env.update(secret["stringData"])
-    env.update({e["name"]: e["value"] for e in container["env"] if e["name"].startswith("KPI_")})
+    pod_env = container_env(container, pod_name="kpi-stream-1")
+    env.update({name: value for name, value in pod_env.items() if name.startswith("KPI_")})
     worker_env_is_valid(env, sla_file)
+    # Static group membership by pod name: a restarted pod rejoins as the same member.
+    assert env["KPI_GROUP_INSTANCE_ID"] == "kpi-stream-1"
+    assert env["KPI_ADVERTISED_URL"] == "http://kpi-stream-1.kpi-stream:6066"
     mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert Path(env["KPI_SLA_CONFIG"]).parent == Path(mounted["sla"])
     assert Path(env["KPI_KAFKA_SSL_CAFILE"]).parent == Path(mounted["kafka-tls"])
@@ -268,7 +287,7 @@ def test_compose_file_matches_the_compose_spec_schema() -> None:
 def test_compose_wires_kafka_workers_prometheus_and_grafana(tmp_path: Path) -> None:
     services = load(COMPOSE)["services"]
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
-    pom = (REPO / "stream" / "broker" / "pom.xml").read_text()
+    pom = (REPO / "kpi_devtools" / "broker" / "pom.xml").read_text()
     assert f"<version>{KAFKA_VERSION}</version>" in pom
 
     script = services["kafka-init"]["command"][0]
@@ -281,6 +300,9 @@ def test_compose_wires_kafka_workers_prometheus_and_grafana(tmp_path: Path) -> N
         if svc.get("command", ["worker"]) == ["worker"] and svc.get("build")
     ]
     assert workers == ["worker-1", "worker-2"]
+    assert {services[w]["build"]["target"] for w in workers} == {"worker"}
+    assert services["simulator"]["build"]["target"] == "tools"
+    assert services["simulator"]["command"][0] == "simulate"
     sla_file = tmp_path / "sla.toml"
     sla_file.write_text("")
     for name in workers:
@@ -298,7 +320,8 @@ def test_compose_wires_kafka_workers_prometheus_and_grafana(tmp_path: Path) -> N
 
     for svc in services.values():
         image = svc["image"]
-        assert re.search(r":v?\d", image) or image == "kpi-stream:local", f"unpinned image {image}"
+        local = image in ("kpi-stream:local", "kpi-stream-tools:local")
+        assert re.search(r":v?\d", image) or local, f"unpinned image {image}"
         for volume in svc.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("./"):
@@ -336,17 +359,52 @@ def test_dockerfile_passes_hadolint_with_no_finding() -> None:
 
 def test_dockerfile_runs_the_worker_as_non_root_from_pinned_images() -> None:
     instructions = dockerfile_instructions()
+    stages = dockerfile_stages()
     bases = [args.split()[0] for op, args in instructions if op == "FROM"]
-    for base in bases:
+    for base in (b for b in bases if b not in stages):
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*", base), (
             f"base image not pinned: {base}"
         )
     users = [args for op, args in instructions if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert ("ENTRYPOINT", '["kpi-stream"]') in instructions
-    assert ("CMD", '["worker"]') in instructions
-    assert ("EXPOSE", "6066") in instructions
-    assert any(op == "HEALTHCHECK" and "/healthz" in args for op, args in instructions)
+    worker = dockerfile_stages()["worker"]
+    assert ("CMD", '["worker"]') in worker
+    assert ("EXPOSE", "6066") in worker
+    assert any(op == "HEALTHCHECK" and "/healthz" in args for op, args in worker)
+
+
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """The instructions of each named stage, its FROM first."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    for op, args in dockerfile_instructions():
+        if op == "FROM":
+            current = stages.setdefault(args.split()[-1], [])
+        current.append((op, args))
+    return stages
+
+
+def test_the_worker_image_is_the_default_and_holds_no_development_tools() -> None:
+    stages = dockerfile_stages()
+    assert list(stages)[-1] == "worker", "a plain `docker build` must give the worker"
+
+    def sources(stage: str) -> set[str]:
+        """Everything a stage copies from the build context, through the stages it builds on."""
+        first, *rest = stages[stage]
+        parent = first[1].split()[0]
+        copied = {s for op, a in rest if op == "COPY" and "--from" not in a for s in a.split()[:-1]}
+        copied |= {
+            source
+            for op, a in rest
+            if op == "COPY" and a.startswith("--from=")
+            for source in sources(a.split()[0].removeprefix("--from="))
+        }
+        return copied | (sources(parent) if parent in stages else set())
+
+    assert "stream" in sources("worker")
+    assert "kpi_devtools" not in sources("worker")
+    assert "kpi_devtools" in sources("tools")
+    assert ("CMD", '["simulate"]') in stages["tools"]
 
 
 # --- Grafana ------------------------------------------------------------------

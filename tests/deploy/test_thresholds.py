@@ -23,6 +23,8 @@ LEVELS = {
     "nps_score": ("higher_is_better", 30, 20),
     "contact_service_level_ratio": ("higher_is_better", 0.9, 0.8),
     "contact_abandonment_ratio": ("lower_is_better", 0.05, 0.1),
+    "contact_longest_wait_seconds": ("lower_is_better", 60, 120),
+    "occupancy_ratio": ("lower_is_better", 0.85, 0.9),
 }
 EXPECTED = {k: {"direction": d, "green": g, "amber": a} for k, (d, g, a) in LEVELS.items()}
 
@@ -71,6 +73,13 @@ def test_alerts_fire_below_amber_and_burn_rates_use_green_as_objective() -> None
     assert alerts["CSContactAbandonmentHigh", "ticket"].startswith(
         'queue_window:cs_contact_abandonment:ratio{window="1h"} > 0.1\n'
     )
+    assert alerts["CSContactLongestWaitHigh", "page"] == (
+        "queue:cs_contact_longest_wait_seconds:max > 120"
+    )
+    assert (
+        'team_window:cs_agent_occupancy:ratio{window="1h"} > 0.9\n'
+        in (alerts["CSAgentOccupancyHigh", "ticket"])
+    )
     page = alerts["CSFirstResponseSLABurnRate", "page"]
     assert page.splitlines()[0] == (
         '(1 - window:cs_first_response_sla_attainment:ratio{window="1h"}) > (6 * 0.1)'
@@ -98,6 +107,13 @@ def test_dashboard_colours_are_the_wallboard_levels() -> None:
     ]
     assert panels["Service level by queue"] == [("red", None), ("yellow", 0.8), ("green", 0.9)]
     assert panels["Abandonment by queue"] == [("green", None), ("yellow", 0.05), ("red", 0.1)]
+    assert panels["Longest wait"] == [("green", None), ("yellow", 60), ("red", 120)]
+    assert panels["Longest wait by queue"] == [("green", None), ("yellow", 60), ("red", 120)]
+    assert panels["Agent occupancy by team ($window)"] == [
+        ("green", None),
+        ("yellow", 0.85),
+        ("red", 0.9),
+    ]
     assert panels["Resolution time by queue"] == [
         ("green", None),
         ("yellow", 14400),
@@ -123,6 +139,45 @@ def test_one_edit_of_the_policy_file_moves_alerts_and_dashboard_together(tmp_pat
         "amber": 0.7,
     }
     assert "green = 0.95" in policy
+
+
+def test_longest_wait_and_occupancy_levels_come_from_the_policy_file(tmp_path) -> None:
+    """They lived in thresholds.yml; now one edit of the policy file moves both alerts and
+    the dashboard colours (and the wallboard's, through the worker's thresholds)."""
+    text = (
+        POLICY.read_text()
+        .replace(
+            "[thresholds.contact_longest_wait_seconds]  # the longest-waiting contact of a queue, "
+            "live\ngreen = 60\namber = 120",
+            "[thresholds.contact_longest_wait_seconds]\ngreen = 30\namber = 90",
+        )
+        .replace(
+            "[thresholds.occupancy_ratio]   # (busy + after-contact work) / ready time; lower is "
+            "better\ngreen = 0.85\namber = 0.9",
+            "[thresholds.occupancy_ratio]\ngreen = 0.8\namber = 0.88",
+        )
+    )
+    assert text.count("amber = 90") == 1 and text.count("amber = 0.88") == 1
+    after = generated(text, tmp_path)
+    assert after["alerts"]["CSContactLongestWaitHigh", "page"] == (
+        "queue:cs_contact_longest_wait_seconds:max > 90"
+    )
+    assert "> 0.88\n" in after["alerts"]["CSAgentOccupancyHigh", "ticket"]
+    assert after["panels"]["Longest wait"] == [("green", None), ("yellow", 30), ("red", 90)]
+    assert after["panels"]["Agent occupancy by team ($window)"] == [
+        ("green", None),
+        ("yellow", 0.8),
+        ("red", 0.88),
+    ]
+    levels = load_kpi_config(tmp_path / "policy.toml").thresholds
+    assert (
+        levels["contact_longest_wait_seconds"]["amber"],
+        levels["occupancy_ratio"]["amber"],
+    ) == (
+        90,
+        0.88,
+    )
+    assert "120" not in (REPO / "deploy" / "prometheus" / "thresholds.yml").read_text()
 
 
 def test_kubernetes_mounts_the_same_policy_file() -> None:

@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker.harness import LocalBroker, free_ports
+from kpi_devtools.broker.harness import LocalBroker, free_ports
 from stream.kpi.windows import from_ms
 from tests.integration.eventsets import mixed
 from tests.integration.worker_harness import (
@@ -43,14 +42,6 @@ def own_broker(kafka_libs: Path, tmp_path: Path) -> Iterator[LocalBroker]:
         broker.stop()
 
 
-def readyz(worker: Worker) -> int:
-    try:
-        worker.get("/readyz")
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    return 200
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -71,7 +62,7 @@ def test_readiness_follows_the_broker_and_nothing_is_lost_across_its_restart(
         own_broker.stop()
         lost_at = time.monotonic()
         log_lines_before = len(worker.log_path.read_text().splitlines())
-        while readyz(worker) != 503:
+        while worker.status("/readyz") != 503:
             assert time.monotonic() - lost_at < READY_WITHIN_S, "/readyz still 200"
             time.sleep(0.5)
         api = worker.api()

@@ -28,9 +28,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from stream.broker.harness import LocalBroker, free_ports
+from kpi_devtools.broker.harness import LocalBroker, free_ports
+from kpi_devtools.supervisor import Supervised
 from stream.kpi.types import INPUT_TOPICS, TOPIC_OF_TYPE
-from stream.supervisor import Supervised
 from tests.integration.worker_harness import (
     Scenario,
     Worker,

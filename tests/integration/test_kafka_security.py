@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker.harness import LocalBroker, TlsFiles
+from kpi_devtools.broker.harness import LocalBroker, TlsFiles
 from tests.integration.worker_harness import Scenario, Worker, route, wait_processed
 
 USER, PASSWORD = "kpi-worker", "s3cret-Pa55"

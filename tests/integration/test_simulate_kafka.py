@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from stream.broker.topics import ensure_topics
+from kpi_devtools.broker.topics import ensure_topics
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS
 from stream.runtime.topics import key_partition
 

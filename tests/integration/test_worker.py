@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import signal
 import threading
 import time
 from collections import Counter
@@ -428,3 +429,29 @@ def test_a_restarted_worker_reads_its_local_snapshot_and_only_the_changelog_tail
 
 
 RESTORED = re.compile(r"restored (\d+) records from local snapshots and (\d+) from changelogs")
+
+
+def test_readyz_is_503_from_the_moment_a_worker_begins_to_stop(
+    scenario: Scenario, workers: list[Worker]
+) -> None:
+    """After SIGTERM a worker still saves its snapshots (seconds at a million tickets; here
+    made 8 s longer by the test wrapper) and answers meanwhile, but no longer as ready."""
+    worker = Worker(
+        scenario,
+        "slow-save",
+        module="tests.integration.faulty_worker",
+        extra_env={"KPI_TEST_SAVE_DELAY_S": "8"},
+    ).start()
+    workers.append(worker)
+    worker.wait_ready()
+    assert worker.status("/readyz") == 200
+    assert worker.process is not None
+    stopping = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    while (ready := worker.status("/readyz")) == 200:
+        time.sleep(0.05)
+    # Not the broker-loss path, which would take 15 s without a poll of the broker.
+    assert ready == 503 and time.monotonic() - stopping < 5
+    assert worker.status("/healthz") == 200, "still answering while it saves its snapshots"
+    assert worker.process.poll() is None
+    assert worker.wait_exit(60) == 0

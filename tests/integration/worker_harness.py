@@ -25,11 +25,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.broker.harness import free_ports
-from stream.broker.topics import ensure_topics
+from kpi_devtools.broker.harness import free_ports
+from kpi_devtools.broker.topics import ensure_topics
+from kpi_devtools.supervisor import ChildFailed, Supervised
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TOPIC_OF_TYPE
 from stream.kpi.windows import from_ms
-from stream.supervisor import ChildFailed, Supervised
 from stream.web.peers import SNAPSHOT_CACHE_S
 
 # Families that the batch report also prints (pipeline health is the worker's own).
@@ -202,6 +202,14 @@ class Worker:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
             body: bytes = response.read()
             return body
+
+    def status(self, path: str) -> int:
+        """The HTTP status of a GET of `path` (URLError when nothing answers)."""
+        try:
+            self.get(path)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        return 200
 
     def ready_partitions(self) -> list[int]:
         try:

@@ -229,6 +229,7 @@ def test_agents_document_has_ticket_figures_and_agents_with_only_tickets() -> No
         "resolutions": 0,
         "resolution_time_average_seconds": None,
         "one_touch_resolution_ratio": None,
+        "reopened_resolution_ratio": None,
         "csat_responses": 0,
         "csat_ratio": None,
         "nps_responses": 0,
@@ -242,6 +243,7 @@ def test_agents_document_has_ticket_figures_and_agents_with_only_tickets() -> No
     a2 = rows["a2"]["windows"]["24h"]
     assert (a2["resolutions"], a2["resolution_time_average_seconds"]) == (2, 2100.0)  # 1800, 2400
     assert a2["one_touch_resolution_ratio"] == 1.0  # one reply each, no reopen
+    assert a2["reopened_resolution_ratio"] == 0.0
     assert (a2["csat_responses"], a2["csat_ratio"]) == (2, 0.5)  # 5 satisfied, 3 not
     assert (a2["nps_responses"], a2["nps_score"]) == (1, 100.0)  # one promoter
     assert (a2["first_responses"], a2["first_response_time_average_seconds"]) == (0, None)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker.cli import default_data_dir, read_state
-from stream.broker.harness import (
+from kpi_devtools.broker.cli import default_data_dir, read_state
+from kpi_devtools.broker.harness import (
     COMPLETE_MARKER,
     KAFKA_VERSION,
     BrokerError,

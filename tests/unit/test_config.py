@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stream.broker.harness import TlsFiles
+from kpi_devtools.broker.harness import TlsFiles
 from stream.config import (
     TOP_LEVEL_KEYS,
     KpiConfig,

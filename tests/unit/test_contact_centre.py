@@ -411,6 +411,7 @@ def test_agents_document_lists_every_agent_with_its_state_and_windows() -> None:
         "resolutions": 0,
         "resolution_time_average_seconds": None,
         "one_touch_resolution_ratio": None,
+        "reopened_resolution_ratio": None,
         "csat_responses": 0,
         "csat_ratio": None,
         "nps_responses": 0,

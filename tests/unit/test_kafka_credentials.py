@@ -1,6 +1,6 @@
 """KPI_KAFKA_* variables -> the connection settings the worker's Kafka clients get.
 
-Each row goes through `settings_from_env` and `stream.runtime.auth.client_security`, so it
+Each row goes through `settings_from_env` and `stream.kafka_client.client_security`, so it
 checks what the consumer and producer really receive. TLS rows also handshake with a local TLS server
 holding a broker-like certificate from a throwaway CA made with `openssl`.
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from stream.broker.harness import TlsFiles
+from kpi_devtools.broker.harness import TlsFiles
 from stream.config import settings_from_env
-from stream.runtime.auth import client_security
+from stream.kafka_client import client_security
 
 SASL = {"KPI_KAFKA_SASL_USERNAME": "kpi", "KPI_KAFKA_SASL_PASSWORD": "pa55"}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,10 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from stream.runtime.auth import bootstrap_servers
-from stream.simulate import SimConfig, SimulatedEvent, generate, write_jsonl
-from stream.simulate.command import Stats, pace, simulate
-from stream.simulate.generator import DEFECTS
+from kpi_devtools.simulate import SimConfig, SimulatedEvent, generate, write_jsonl
+from kpi_devtools.simulate.command import Stats, pace, simulate
+from kpi_devtools.simulate.generator import DEFECTS
+from stream.kafka_client import bootstrap_servers
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 TOPIC_OF = {
@@ -403,29 +402,45 @@ class RecordingSink:
         self.flushes += 1
 
 
+class SimulatedTime:
+    """A clock that only `sleep` moves forward, by exactly the time asked for."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+        self.sleeps: list[tuple[datetime, float]] = []  # (when, seconds)
+
+    def now(self) -> datetime:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append((self.at, seconds))
+        self.at += timedelta(seconds=seconds)
+
+
 async def test_pacing_sends_history_at_once_then_live_never_ahead_of_the_clock() -> None:
-    base = datetime(2026, 3, 3, 11, tzinfo=UTC)  # a Tuesday peak, far from the wall clock
-    started = time.monotonic()
-
-    def clock() -> datetime:
-        return base + timedelta(seconds=time.monotonic() - started)
-
-    sink = RecordingSink(clock)
+    base = datetime(2026, 3, 3, 11, tzinfo=UTC)  # a Tuesday peak
+    clock = SimulatedTime(base)
+    sink = RecordingSink(clock.now)
     config = SimConfig(seed=8, rate=20_000)
     events = generate(config, base - timedelta(minutes=10), base + timedelta(seconds=2))
-    stats = await pace(events, sink, now=clock, until=base + timedelta(seconds=2.5))
-    assert clock() >= base + timedelta(seconds=2.5), "runs until `until`, not the last event"
-    history = [(e, at) for e, at in sink.sent if e.emit_at < base]
-    live = [(e, at) for e, at in sink.sent if e.emit_at >= base]
+    stats = await pace(
+        events, sink, now=clock.now, sleep=clock.sleep, until=base + timedelta(seconds=2.5)
+    )
+    assert clock.now() == base + timedelta(seconds=2.5), "runs until `until`, not the last event"
+    history = [(e, at) for e, at in sink.sent if e.emit_at <= base]
+    live = [(e, at) for e, at in sink.sent if e.emit_at > base]
     assert len(history) > 2000
     assert len(live) > 5
-    assert max(at for _, at in history) < base + timedelta(seconds=1), "history is not paced"
+    assert {at for _, at in history} == {base}, "history is sent at once, without waiting"
+    assert [at for _, at in sink.sent] == sorted(at for _, at in sink.sent)
+    for event, sent_at in live:
+        assert sent_at == event.emit_at, "a live event goes out when due, not before or later"
     for event, sent_at in sink.sent:
-        assert event.emit_at <= sent_at
-        assert sent_at - event.emit_at < timedelta(seconds=1) or event.emit_at < base
         if event.kind != "invalid":
             occurred = occurred_ms(json.loads(event.value))
             assert occurred / 1000 <= sent_at.timestamp()
+    waits = [seconds for _, seconds in clock.sleeps if seconds > 0]
+    assert sum(waits) == pytest.approx(2.5), "idles only as long as the clock asks"
     assert sink.flushes > 1, "flushes before idling"
     assert stats.by_topic.total() == len(sink.sent)
 

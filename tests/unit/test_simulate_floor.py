@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from kpi_devtools.simulate import SimConfig, SimulatedEvent, generate
 from stream.events import Event, Rejection, decode
-from stream.simulate import SimConfig, SimulatedEvent, generate
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR_MS = 3_600_000

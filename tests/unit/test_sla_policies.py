@@ -12,8 +12,8 @@ import pytest
 from kpi_helpers import HOUR, MINUTE, dims, exported, first_reply, key, opened, report, resolved
 from kpi_helpers import utc_ms as at
 
+from kpi_devtools.demo import DEMO_POLICY
 from stream.config import KpiConfig, load_kpi_config, parse_kpi_config
-from stream.demo import DEMO_POLICY
 
 POLICY_FILE = {
     "calendars": {

@@ -161,6 +161,33 @@ async def test_api_kpis_says_what_the_worker_says_about_staleness(
     assert (await response.json())["stale_reason"] == "broker_unreachable"
 
 
+async def test_api_agents_carries_the_freshness_and_levels_of_api_kpis(
+    single: tuple[FakeWorker, TestClient],
+) -> None:
+    """The agents view needs what the wallboard needs to say stale, partial and too few."""
+    worker, client = single
+    response = await client.get("/api/agents")
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    document = await response.json()
+    assert document["agents"] == []  # tickets without agents: nobody to list
+    assert (document["stale"], document["stale_reason"], document["complete"]) == (
+        False,
+        None,
+        True,
+    )
+    assert document["partitions"] == {"covered": 1, "total": 1}
+    assert (document["timezone"], document["min_answers"]) == ("UTC", 20)
+    assert document["thresholds"]["csat_ratio"] == {
+        "direction": "higher_is_better",
+        "green": 0.85,
+        "amber": 0.8,
+    }
+    worker.stale = "no_progress"
+    document = await (await client.get("/api/agents")).json()
+    assert (document["stale"], document["stale_reason"]) == (True, "no_progress")
+
+
 async def test_metrics_serve_gauges_components_and_health(
     single: tuple[FakeWorker, TestClient],
 ) -> None:
@@ -201,6 +228,10 @@ async def test_wallboard_and_static_files(single: tuple[FakeWorker, TestClient])
     page = await client.get("/")
     assert page.status == 200
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    agents = await client.get("/agents")
+    assert agents.status == 200
+    assert agents.headers["Content-Security-Policy"] == page.headers["Content-Security-Policy"]
+    assert await agents.read() == await page.read()  # one page; the script picks the board
     assert (await client.get("/static/wallboard.js")).status == 200
     assert (await client.get("/static/..%2Fserver.py")).status == 404
     assert (await client.get("/static/server.py")).status == 404
@@ -305,3 +336,22 @@ async def test_two_workers_fan_out_to_each_other_and_agree() -> None:
     owned = [sum(kafka_partition(t, 2) == p for t in tickets) for p in (0, 1)]
     assert components == owned  # each exports its own partitions' tickets
     assert sum(components) == 12
+
+
+async def test_stopping_the_web_server_closes_the_session_to_the_peers() -> None:
+    """The application owns the peer session: it is closed once the last request has
+    ended (it was left open, and aiohttp warned "Unclosed client session")."""
+    first = worker_with(["T-1"], 2, {0}, cluster_token=TOKEN)
+    second = worker_with(["T-1"], 2, {1}, cluster_token=TOKEN)
+    view = peer_view(first)
+    client = TestClient(TestServer(Routes(first, view).app()))
+    await client.start_server()
+    other = await client_of(second)
+    try:
+        first.members = {str(other.make_url("")): [1]}
+        assert (await client.get("/metrics")).status == 200
+        assert view.session is not None and not view.session.closed
+    finally:
+        await client.close()
+        await other.close()
+    assert view.session.closed

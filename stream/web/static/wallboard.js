@@ -1,9 +1,9 @@
-/* kpi-stream wallboard: polls /api/kpis every second and shows it.
+/* kpi-stream wallboard: polls /api/kpis (the ticket and contact-centre boards) or, at
+   /agents, /api/agents (the agents view) every second and shows it.
    Data is written with textContent / createElement only, never as markup. */
 (() => {
   "use strict";
 
-  const API_URL = "/api/kpis";
   const POLL_INTERVAL_MS = 1000;
   const FETCH_TIMEOUT_MS = 1500;
   const TICK_MS = 250;
@@ -42,8 +42,9 @@
     csat_responses: "responses",
     nps_responses: "responses",
   };
-  const BOARDS = ["tickets", "contacts"];
+  const BOARDS = ["tickets", "contacts"]; // the boards of `/`, picked by #board=
   const DEFAULT_BOARD = "tickets";
+  const AGENTS_PATH = "/agents";
   const CONTACT_FORMATS = {
     contact_service_level_ratio: formatPercent,
     contact_abandonment_ratio: formatPercent,
@@ -67,7 +68,42 @@
   const CONTACT_BASIS_OF = Object.fromEntries(
     Object.entries(CONTACT_BASIS).map(([key, [field]]) => [key, field]),
   );
+  const LONGEST_WAIT = "contact_longest_wait_seconds"; // its levels in /api/kpis thresholds
   const AGENT_STATUSES = ["available", "busy", "after_contact_work", "away", "offline"];
+  const STATUS_NAMES = {
+    available: "Available",
+    busy: "Busy",
+    after_contact_work: "Wrap-up",
+    away: "Away",
+    offline: "Offline",
+  };
+  // The agents view's columns: [id in the URL (#sort=), heading, field of /api/agents,
+  // format, the count a KPI rests on]. `agent`, `team`, `status`, `in_status` are the
+  // agent's own; the rest are of the chosen window.
+  const AGENT_COLUMNS = [
+    ["agent", "Agent", "agent"],
+    ["team", "Team", "team"],
+    ["status", "Status", "status"],
+    ["in_status", "In status", "in_status"],
+    ["handled", "Handled", "contacts_handled", formatCount],
+    ["aht", "AHT", "handle_time_average_seconds", formatDuration, "contacts_handled"],
+    ["occupancy", "Occupancy", "occupancy_ratio", formatPercent],
+    ["frt", "FRT", "first_response_time_average_seconds", formatDuration, "first_responses"],
+    ["frt_sla", "FRT SLA", "first_response_sla_attainment_ratio", formatPercent, "first_responses"],
+    ["resolved", "Resolved", "resolutions", formatCount],
+    ["resolution", "Res. time", "resolution_time_average_seconds", formatDuration, "resolutions"],
+    ["one_touch", "1-touch", "one_touch_resolution_ratio", formatPercent, "resolutions"],
+    ["reopened", "Reopened", "reopened_resolution_ratio", formatPercent, "resolutions"],
+    ["csat", "CSAT", "csat_ratio", formatPercent, "csat_responses"],
+    ["nps", "NPS", "nps_score", formatSigned, "nps_responses"],
+  ];
+  const AGENT_SORTS = AGENT_COLUMNS.map(([id]) => id);
+  const AGENT_BASIS_OF = Object.fromEntries(
+    AGENT_COLUMNS.filter((c) => c[4]).map(([, , field, , basis]) => [field, basis]),
+  );
+  const DEFAULT_SORT = "status";
+  const DIRECTIONS = ["asc", "desc"];
+  const DEFAULT_ROTATE_S = 10;
   const STALE_REASONS = {
     broker_unreachable: "worker cannot reach Kafka",
     no_progress: "worker is not processing events",
@@ -82,8 +118,18 @@
     lastAnswerAt: performance.now(), // last good answer, or page start
     lastAnswerWall: new Date(),
     window: hashParameter("window", WINDOWS, DEFAULT_WINDOW),
-    board: hashParameter("board", BOARDS, DEFAULT_BOARD),
+    board: window.location.pathname === AGENTS_PATH
+      ? "agents"
+      : hashParameter("board", BOARDS, DEFAULT_BOARD),
+    queue: "", // `/`: the one queue shown (#queue=), "" for all
+    sort: DEFAULT_SORT, // agents view: column id, direction, team filter, page
+    direction: "asc",
+    team: "",
+    rotateMs: DEFAULT_ROTATE_S * 1000,
+    page: 0,
+    pages: 1,
   };
+  const API_URL = state.board === "agents" ? "/api/agents" : "/api/kpis";
 
   const $ = (selector) => document.querySelector(selector);
   const $$ = (selector) => Array.from(document.querySelectorAll(selector));
@@ -109,6 +155,10 @@
     if (n > 0) return [["+" + n, ""]];
     if (n < 0) return [[MINUS + -n, ""]];
     return [["0", ""]];
+  }
+
+  function formatCount(n) {
+    return [[n, ""]];
   }
 
   const pad2 = (n) => String(n).padStart(2, "0");
@@ -225,6 +275,7 @@
   function fitAll() {
     $$(".fit").forEach(fitText);
     $$(".queues").forEach(fitQueueRows);
+    if (state.board === "agents") fitAgentRows();
   }
 
   // ---- rendering --------------------------------------------------------
@@ -232,10 +283,37 @@
   function render() {
     const data = state.data;
     if (!data) return;
+    renderHeader(data);
+    if (state.board === "agents") renderAgents(data);
+    else renderBoards(data);
+    fitAll();
+  }
+
+  /** Data-as-of time, time zone and the partial-data banner: the same on every board. */
+  function renderHeader(data) {
+    const asOf = $('[data-testid="as-of"]');
+    const asOfDate = new Date(data.as_of);
+    asOf.textContent = Number.isNaN(asOfDate.getTime())
+      ? DASH
+      : formatClock(asOfDate, data.timezone);
+    asOf.dataset.value = String(data.as_of);
+    asOf.setAttribute("datetime", String(data.as_of));
+    $('[data-testid="timezone"]').textContent = data.timezone ? String(data.timezone) : "";
+
+    const partial = $('[data-testid="partial-banner"]');
+    const parts = data.partitions || {};
+    partial.hidden = data.complete !== false;
+    partial.textContent = data.complete === false
+      ? `Partial data: ${parts.covered} of ${parts.total} partitions`
+      : "";
+  }
+
+  /** The ticket and contact-centre boards from /api/kpis. */
+  function renderBoards(data) {
     const windows = data.windows || {};
     const win = windows[state.window] || {};
-    const overall = win.overall || {};
-    const live = data.live || {};
+    const overall = inQueue(win.overall, win.queues);
+    const live = inQueue(data.live, (data.live || {}).queues);
 
     showTiles("data-kpi", KPI_FORMATS, overall, data, BASIS_OF);
     for (const el of $$("[data-basis]")) {
@@ -258,26 +336,21 @@
     openCount.textContent = typeof live.open === "number" ? `${live.open} open` : "";
     openCount.dataset.value = rawValue(live.open);
     $('[data-testid="oldest-age"]').dataset.value = rawValue(live.oldest_awaiting_age_seconds);
-
-    const asOf = $('[data-testid="as-of"]');
-    const asOfDate = new Date(data.as_of);
-    asOf.textContent = Number.isNaN(asOfDate.getTime())
-      ? DASH
-      : formatClock(asOfDate, data.timezone);
-    asOf.dataset.value = String(data.as_of);
-    asOf.setAttribute("datetime", String(data.as_of));
-    $('[data-testid="timezone"]').textContent = data.timezone ? String(data.timezone) : "";
-
-    const partial = $('[data-testid="partial-banner"]');
-    const parts = data.partitions || {};
-    partial.hidden = data.complete !== false;
-    partial.textContent = data.complete === false
-      ? `Partial data: ${parts.covered} of ${parts.total} partitions`
-      : "";
-
-    renderQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
+    const liveQueues = (data.live || {}).queues || [];
+    renderQueues(onlyQueue(win.queues), onlyQueue(liveQueues), data.thresholds, data.min_answers);
     renderContacts(data);
-    fitAll();
+  }
+
+  /** `summary` (a row of /api/kpis over every queue), or with #queue= that queue's row of
+      `queues` (empty when the queue has none). */
+  function inQueue(summary, queues) {
+    if (!state.queue) return summary || {};
+    return (queues || []).find((q) => String(q.queue) === state.queue) || {};
+  }
+
+  /** The rows of a queue table: all, or with #queue= only that queue's. */
+  function onlyQueue(rows) {
+    return (rows || []).filter((q) => !state.queue || String(q.queue) === state.queue);
   }
 
   /** Each tile's value (the element whose `attribute` names a key of `formats`) from `row`,
@@ -308,8 +381,12 @@
   function renderContacts(data) {
     const centre = data.contact_centre || {};
     const win = (centre.windows || {})[state.window] || {};
-    const overall = { ...withOffered(win.overall || {}), occupancy_ratio: win.occupancy_ratio };
-    const live = centre.live || {};
+    // Occupancy and agents by status are per team, never per queue: always all of them.
+    const overall = {
+      ...withOffered(inQueue(win.overall, win.queues)),
+      occupancy_ratio: win.occupancy_ratio,
+    };
+    const live = inQueue(centre.live, (centre.live || {}).queues);
     showTiles("data-ckpi", CONTACT_FORMATS, overall, data, CONTACT_BASIS_OF);
     for (const el of $$("[data-cbasis]")) {
       const [field, label] = CONTACT_BASIS[el.dataset.cbasis];
@@ -331,9 +408,12 @@
       el.textContent = typeof agents[status] === "number" ? String(agents[status]) : DASH;
       el.dataset.value = rawValue(agents[status]);
     }
-    $('[data-testid="longest-wait"]').dataset.value = rawValue(live.longest_wait_seconds);
+    const longestWait = $('[data-testid="longest-wait"]');
+    longestWait.dataset.value = rawValue(live.longest_wait_seconds);
+    longestWait.dataset.color = colorFor(LONGEST_WAIT, live.longest_wait_seconds, data.thresholds);
     showAges();
-    renderContactQueues(win.queues || [], live.queues || [], data.thresholds, data.min_answers);
+    const liveQueues = onlyQueue((centre.live || {}).queues);
+    renderContactQueues(onlyQueue(win.queues), liveQueues, data.thresholds, data.min_answers);
   }
 
   /** One row per contact queue, longest wait first: live waiting joined with window KPIs. */
@@ -351,6 +431,7 @@
       const longest = cell(typeof age === "number" ? formatAge(age) : DASH);
       longest.dataset.col = "longest_wait_seconds";
       longest.dataset.value = rawValue(age);
+      longest.dataset.color = colorFor(LONGEST_WAIT, age, thresholds);
       tr.append(count, longest);
       for (const key of CONTACT_QUEUE_COLUMNS) {
         const value = q.kpis[key];
@@ -444,8 +525,9 @@
   /** The oldest ticket awaiting a reply and the longest-waiting contact, ticking. */
   function showAges() {
     const data = state.data || {};
-    const live = data.live || {};
-    const centreLive = (data.contact_centre || {}).live || {};
+    const live = inQueue(data.live, (data.live || {}).queues);
+    const centre = (data.contact_centre || {}).live || {};
+    const centreLive = inQueue(centre, centre.queues);
     showAge($('[data-testid="oldest-age"]'), live.oldest_awaiting_age_seconds);
     showAge($('[data-testid="longest-wait"]'), centreLive.longest_wait_seconds);
   }
@@ -462,6 +544,155 @@
       el.textContent = text;
       fitText(el);
     }
+  }
+
+  // ---- agents view (/agents) -------------------------------------------
+
+  /** Seconds the agent has been in its current status at the last answer, or null. */
+  function secondsInStatus(agent, asOfMs) {
+    const since = Date.parse(agent.since);
+    const known = agent.status && !Number.isNaN(since) && !Number.isNaN(asOfMs);
+    return known ? Math.max(0, (asOfMs - since) / 1000) : null;
+  }
+
+  /** The value an agent row is sorted by in column `id`: text, a number, or null. */
+  function sortValue(row, id) {
+    if (id === "status") {
+      const rank = AGENT_STATUSES.indexOf(row.agent.status);
+      return rank < 0 ? null : rank;
+    }
+    if (id === "in_status") return row.inStatus;
+    if (id === "agent" || id === "team") return row.agent[id] === null ? null : String(row.agent[id]);
+    const field = AGENT_COLUMNS.find((c) => c[0] === id)[2];
+    return typeof row.kpis[field] === "number" ? row.kpis[field] : null;
+  }
+
+  /** Agent rows in the chosen order; an empty value (—) last either way, ties by name. */
+  function sortAgents(rows) {
+    const sign = state.direction === "desc" ? -1 : 1;
+    const byName = (a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return rows.sort((a, b) => {
+      const [va, vb] = [sortValue(a, state.sort), sortValue(b, state.sort)];
+      if (va === null || vb === null) return va === vb ? byName(a, b) : va === null ? 1 : -1;
+      if (va !== vb) return (va < vb ? -1 : 1) * sign;
+      return byName(a, b);
+    });
+  }
+
+  /** The column headings: a button each that sorts by it (again: the other way). */
+  function renderAgentColumns() {
+    const ths = AGENT_COLUMNS.map(([id, heading]) => {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.className = `a-${id}`;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.sort = id;
+      const sorted = id === state.sort;
+      button.textContent = sorted ? `${heading} ${state.direction === "asc" ? "\u25B2" : "\u25BC"}` : heading;
+      th.setAttribute("aria-sort", sorted ? `${state.direction}ending` : "none");
+      button.addEventListener("click", () => {
+        const direction = id === state.sort && state.direction === "asc" ? "desc" : "asc";
+        writeHash({ sort: id, dir: direction });
+      });
+      th.append(button);
+      return th;
+    });
+    $('[data-testid="agent-columns"]').replaceChildren(...ths);
+  }
+
+  /** One row per agent of /api/agents (of the team in the URL, if any), sorted. */
+  function renderAgents(data) {
+    const asOfMs = Date.parse(data.as_of);
+    const agents = Array.isArray(data.agents) ? data.agents : [];
+    const rows = agents
+      .filter((agent) => !state.team || agent.team === state.team)
+      .map((agent) => ({
+        agent,
+        name: String(agent.agent),
+        inStatus: secondsInStatus(agent, asOfMs),
+        kpis: (agent.windows || {})[state.window] || {},
+      }));
+    renderAgentColumns();
+    const trs = sortAgents(rows).map((row) => agentRow(row, data));
+    $('[data-testid="agent-rows"]').replaceChildren(...trs);
+  }
+
+  function agentRow(row, data) {
+    const { agent, kpis } = row;
+    const tr = document.createElement("tr");
+    tr.dataset.agent = row.name;
+    const name = cell(row.name, "q-name");
+    name.title = row.name;
+    const team = cell(agent.team === null ? DASH : String(agent.team), "a-team");
+    team.title = team.textContent;
+    const status = cell(STATUS_NAMES[agent.status] || DASH, `status-${agent.status}`);
+    status.dataset.col = "status";
+    status.dataset.value = String(agent.status);
+    const since = cell(timeInStatus(row.inStatus));
+    since.dataset.col = "in_status";
+    since.dataset.value = rawValue(row.inStatus);
+    tr.append(name, team, status, since);
+    for (const [id, , field, format] of AGENT_COLUMNS.slice(4)) {
+      const value = kpis[field];
+      const td = cell("");
+      showValue(td, value, format);
+      td.dataset.col = id;
+      td.dataset.color = colorFor(field, value, data.thresholds);
+      td.dataset.few = String(fewAnswers(field, kpis, data.min_answers, AGENT_BASIS_OF));
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  /** Time in status as a ticking clock: `seconds` as of the last answer, counted on since. */
+  function timeInStatus(seconds) {
+    if (seconds === null) return DASH;
+    return formatAge(seconds + (performance.now() - state.receivedAt) / 1000);
+  }
+
+  /** Time in status, ticking; refits the table when it gets wider. */
+  function showTimesInStatus() {
+    let wider = false;
+    for (const td of $$('[data-agent] td[data-col="in_status"]')) {
+      const text = timeInStatus(td.dataset.value === "null" ? null : Number(td.dataset.value));
+      if (td.textContent !== text) {
+        wider = wider || text.length > td.textContent.length;
+        td.textContent = text;
+      }
+    }
+    if (wider) fitAgentRows();
+  }
+
+  /** Fit the agents table's values to one size (and each heading by itself: a long word
+      must not shrink every number), then split the rows into pages of what fits on screen;
+      the page turns every `rotate` seconds (#rotate=, default 10). */
+  function fitAgentRows() {
+    const section = $(".roster");
+    const wrap = section.querySelector(".table-wrap");
+    const rows = $$("[data-agent]");
+    rows.forEach((tr) => { tr.hidden = false; });
+    shrinkToFit(section.querySelector("table"), $$("[data-agent] td[data-col]"));
+    $$(".roster th").forEach(fitText);
+    const bottom = wrap.getBoundingClientRect().bottom;
+    const fits = rows.filter((tr) => tr.getBoundingClientRect().bottom <= bottom + 0.5).length;
+    const perPage = Math.max(1, fits);
+    state.pages = Math.max(1, Math.ceil(rows.length / perPage));
+    state.page %= state.pages;
+    rows.forEach((tr, i) => { tr.hidden = Math.floor(i / perPage) !== state.page; });
+    const count = `${rows.length} ${rows.length === 1 ? "agent" : "agents"}`;
+    const team = state.team ? `team ${state.team} \u00B7 ` : "";
+    const page = state.pages > 1 ? ` \u00B7 page ${state.page + 1}/${state.pages}` : "";
+    const footer = $('[data-testid="agents-page"]');
+    footer.textContent = `${team}${count}${page}`;
+    footer.dataset.page = String(state.page + 1);
+    footer.dataset.pages = String(state.pages);
+  }
+
+  function turnPage() {
+    if (state.pages < 2) return;
+    state.page = (state.page + 1) % state.pages;
+    fitAgentRows();
   }
 
   // ---- freshness --------------------------------------------------------
@@ -500,7 +731,8 @@
   }
 
   function tick() {
-    showAges();
+    if (state.board === "agents") showTimesInStatus();
+    else showAges();
     updateFreshness();
   }
 
@@ -517,8 +749,10 @@
       });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json();
-      if (!body || typeof body !== "object" || typeof body.windows !== "object") {
-        throw new Error("unexpected /api/kpis body");
+      const expected = state.board === "agents" ? Array.isArray(body && body.agents)
+        : typeof (body && body.windows) === "object";
+      if (!body || typeof body !== "object" || !expected) {
+        throw new Error(`unexpected ${API_URL} body`);
       }
       return body;
     } finally {
@@ -536,52 +770,113 @@
       render();
     } catch (error) {
       // No answer this time; the stale banner shows once this lasts too long.
-      console.debug("wallboard: /api/kpis failed:", error);
+      console.debug(`wallboard: ${API_URL} failed:`, error);
     }
     updateFreshness();
     setTimeout(poll, Math.max(0, POLL_INTERVAL_MS - (performance.now() - started)));
   }
 
-  // ---- window selector --------------------------------------------------
+  // ---- URL: board, window, and the agents view's order, team and paging ----
 
-  /** A parameter of the URL hash (#board=contacts&window=15m) if it is one of `allowed`;
-      the default for anything else, a malformed percent-escape included. */
-  function hashParameter(name, allowed, fallback) {
+  /** A parameter of the URL hash (#board=contacts&window=15m), decoded; "" when absent or
+      not a valid percent-escape. */
+  function hashValue(name) {
     const match = new RegExp(`(?:^#|&)${name}=([^&]*)`).exec(window.location.hash);
-    let chosen = "";
     try {
-      chosen = match ? decodeURIComponent(match[1]) : "";
+      return match ? decodeURIComponent(match[1]) : "";
     } catch {
-      // URIError: not a valid value.
+      return ""; // URIError: not a valid value.
     }
+  }
+
+  /** A parameter of the URL hash if it is one of `allowed`; the default for anything else. */
+  function hashParameter(name, allowed, fallback) {
+    const chosen = hashValue(name);
     return allowed.includes(chosen) ? chosen : fallback;
   }
 
-  /** Show the board and window the URL hash names. */
+  /** Set the URL hash to this board's view with `changes` applied (a window button, a
+      column heading) and show it. The window is always written; the agents view's order
+      only when it is not the default. */
+  function writeHash(changes) {
+    const view = {
+      board: state.board === "agents" || state.board === DEFAULT_BOARD ? "" : state.board,
+      window: state.window,
+      queue: state.queue,
+      sort: state.sort,
+      dir: state.direction,
+      team: state.team,
+      rotate: hashValue("rotate"),
+      ...changes,
+    };
+    if (view.sort === DEFAULT_SORT && view.dir === "asc") view.sort = view.dir = "";
+    const parts = Object.entries(view)
+      .filter(([, value]) => value)
+      .map(([key, value]) => `${key}=${encodeURIComponent(value)}`);
+    history.replaceState(null, "", `#${parts.join("&")}`);
+    selectFromHash();
+  }
+
+  /** The board links of the header: the board shown is marked; each keeps the window (and
+      the two boards of `/` the queue). The queue shown, if one is, is named beside them. */
+  function showBoardLinks() {
+    const win = state.window === DEFAULT_WINDOW ? "" : `window=${state.window}`;
+    const queue = state.queue ? `queue=${encodeURIComponent(state.queue)}` : "";
+    const ticketHash = [win, queue].filter(Boolean).join("&");
+    const hrefs = {
+      tickets: ticketHash ? `/#${ticketHash}` : "/",
+      contacts: `/#${["board=contacts", win, queue].filter(Boolean).join("&")}`,
+      agents: `${AGENTS_PATH}${win ? "#" + win : ""}`,
+    };
+    // Drawn by CSS from data-queue, cut with an ellipsis: a name may have 128 characters.
+    const filter = $('[data-testid="queue-filter"]');
+    filter.hidden = !state.queue || state.board === "agents";
+    filter.dataset.queue = filter.hidden ? "" : state.queue;
+    filter.title = filter.hidden ? "" : `Queue: ${state.queue}`;
+    for (const link of $$("[data-board-link]")) {
+      link.href = hrefs[link.dataset.boardLink];
+      if (link.dataset.boardLink === state.board) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  /** Show the board, window (and, at /agents, order, team and page turning) the URL names. */
   function selectFromHash() {
     state.window = hashParameter("window", WINDOWS, DEFAULT_WINDOW);
-    state.board = hashParameter("board", BOARDS, DEFAULT_BOARD);
+    if (state.board !== "agents") state.board = hashParameter("board", BOARDS, DEFAULT_BOARD);
+    state.sort = hashParameter("sort", AGENT_SORTS, DEFAULT_SORT);
+    state.direction = hashParameter("dir", DIRECTIONS, "asc");
+    state.team = hashValue("team");
+    state.queue = state.board === "agents" ? "" : hashValue("queue");
+    const rotate = Number(hashValue("rotate"));
+    state.rotateMs = (Number.isFinite(rotate) && rotate >= 1 ? rotate : DEFAULT_ROTATE_S) * 1000;
     for (const button of $$("[data-window]")) {
       button.setAttribute("aria-pressed", String(button.dataset.window === state.window));
     }
     for (const board of $$("main[data-board]")) board.hidden = board.dataset.board !== state.board;
     document.body.dataset.board = state.board;
+    showBoardLinks();
+    restartRotation();
     render();
     fitAll();
   }
 
+  let rotation = null;
+
+  function restartRotation() {
+    clearInterval(rotation);
+    rotation = state.board === "agents" ? setInterval(turnPage, state.rotateMs) : null;
+  }
+
   function start() {
     for (const button of $$("[data-window]")) {
-      button.addEventListener("click", () => {
-        const board = state.board === DEFAULT_BOARD ? "" : `board=${state.board}&`;
-        history.replaceState(null, "", `#${board}window=${button.dataset.window}`);
-        selectFromHash();
-      });
+      button.addEventListener("click", () => writeHash({ window: button.dataset.window }));
     }
     window.addEventListener("hashchange", selectFromHash);
     window.addEventListener("resize", fitAll);
     document.fonts.addEventListener("loadingdone", fitAll);
     document.fonts.ready.then(fitAll);
+    if (state.board === "agents") renderAgentColumns();
     selectFromHash();
     setInterval(tick, TICK_MS);
     poll();

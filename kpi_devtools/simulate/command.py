@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Protocol
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from stream.simulate.generator import (
+from kpi_devtools.simulate.generator import (
     DEFAULT_QUEUES,
     DEFECTS,
     SimConfig,
@@ -21,8 +21,11 @@ from stream.simulate.generator import (
     rfc3339,
     to_ms,
 )
+from stream.config import kafka_security_from_env
+from stream.kafka_client import bootstrap_servers, client_security, log_to_stderr
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
 PENDING_DELIVERIES = 10_000  # await Kafka acks at least this often
 
 
@@ -60,28 +63,31 @@ async def pace(
     sink: Sink,
     *,
     now: Clock = utcnow,
+    sleep: Sleep = asyncio.sleep,
     stats: Stats | None = None,
     until: datetime | None = None,
 ) -> Stats:
-    """Send each event once `now()` reaches its send time (history at once), then idle `until`."""
+    """Send each event once `now()` reaches its send time (history at once), then idle `until`.
+
+    `sleep(seconds)` waits; tests pass one that moves their `now` forward."""
     stats = Stats() if stats is None else stats
     for event in events:
         if event.emit_ms > to_ms(now()):
             await sink.flush()  # a live reader sees everything due before we idle
-            await _sleep_until(event.emit_ms, now)
+            await _sleep_until(event.emit_ms, now, sleep)
         elif stats.by_topic.total() % 1000 == 0:
-            await asyncio.sleep(0)  # a long backfill must not starve the event loop
+            await sleep(0)  # a long backfill must not starve the event loop
         await sink.send(event)
         stats.add(event)
     await sink.flush()
     if until is not None:
-        await _sleep_until(to_ms(until), now)
+        await _sleep_until(to_ms(until), now, sleep)
     return stats
 
 
-async def _sleep_until(ms: int, now: Clock) -> None:
+async def _sleep_until(ms: int, now: Clock, sleep: Sleep) -> None:
     while (wait := ms - to_ms(now())) > 0:
-        await asyncio.sleep(wait / 1000)
+        await sleep(wait / 1000)
 
 
 class JsonlSink:
@@ -131,9 +137,6 @@ async def produce(
     `topic_prefix` goes before every topic name (KPI_TOPIC_PREFIX); `Stats` keeps the
     contract's names. Kafka security comes from the KPI_KAFKA_* variables, as for a worker."""
     from aiokafka import AIOKafkaProducer
-
-    from stream.config import kafka_security_from_env
-    from stream.runtime.auth import bootstrap_servers, client_security
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(broker),
@@ -296,6 +299,7 @@ def simulate(
 ) -> None:
     """Generate realistic contact-centre events: tickets, replies, resolutions, surveys,
     calls and chats through the queues, and agents' statuses."""
+    log_to_stderr("warning")  # a lost broker: one line per cause per 10 s, not a flood
     if out is not None and duration is None:
         if not backfill:
             raise click.UsageError("--out needs --backfill or --duration, so that it ends")

@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
-from stream.broker.harness import BrokerError
+from kpi_devtools.broker.harness import BrokerError
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS
 
 __all__ = ["DLQ_TOPIC", "INPUT_TOPICS", "ensure_topics"]

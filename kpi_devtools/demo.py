@@ -24,7 +24,7 @@ from typing import Final
 
 import click
 
-from stream.broker.harness import (
+from kpi_devtools.broker.harness import (
     COMPLETE_MARKER,
     KAFKA_VERSION,
     BrokerError,
@@ -33,8 +33,8 @@ from stream.broker.harness import (
     port_is_free,
     require_java,
 )
-from stream.broker.topics import ensure_topics
-from stream.supervisor import ChildFailed, Supervised
+from kpi_devtools.broker.topics import ensure_topics
+from kpi_devtools.supervisor import ChildFailed, Supervised
 
 APP_ID: Final = "kpi-demo"
 PARTITIONS: Final = 8
@@ -247,6 +247,7 @@ def _print_urls(running: Demo, port: int) -> None:
     click.echo(
         "\nkpi-stream demo is running.\n"
         f"  wallboard  {base}/\n"
+        f"  agents     {base}/agents\n"
         f"  metrics    {base}/metrics\n"
         f"  api        {base}/api/kpis\n"
         f"  logs       {logs / 'worker.log'}, {logs / 'broker' / 'server.log'}\n"

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from kpi_devtools.simulate.floor import Floor
 from stream.events import ENTITY_ID_FIELD
 from stream.kpi.types import TOPIC_OF_TYPE
-from stream.simulate.floor import Floor
 
 TOPICS = TOPIC_OF_TYPE
 DEFAULT_QUEUES = ("billing", "tech-support", "returns", "sales", "vip")

@@ -1,7 +1,7 @@
 """Local single-node Kafka broker harness: fetch, format, start, stop, topic set-up."""
 
-from stream.broker.harness import KAFKA_VERSION, BrokerError, LocalBroker
-from stream.broker.topics import DLQ_TOPIC, INPUT_TOPICS, ensure_topics
+from kpi_devtools.broker.harness import KAFKA_VERSION, BrokerError, LocalBroker
+from kpi_devtools.broker.topics import DLQ_TOPIC, INPUT_TOPICS, ensure_topics
 
 __all__ = [
     "DLQ_TOPIC",
