@@ -1,10 +1,12 @@
-"""One way to run a child process (a worker, the simulator): spawn it with its output in a
-log file, wait until a URL of it answers 200, stop it with a signal and a grace period,
-then kill it. Used by `kpi-stream demo`, the tests and the benchmarks; never by a worker."""
+"""One way to run a child process (a worker, the simulator, the demo, the Kafka broker,
+Prometheus): spawn it with its output in a log file, wait until it is ready (a URL answers
+200, or any check), stop it with a signal and a grace period, then kill it. Used by
+`kpi-stream demo` and `broker`, the tests and the benchmarks; never by a worker."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -13,8 +15,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 from stream.errors import KpiStreamError
+
+KILL_WAIT_S: Final = 5.0
 
 
 class ChildFailed(KpiStreamError):
@@ -22,7 +27,9 @@ class ChildFailed(KpiStreamError):
 
 
 class Supervised:
-    """A `python -m stream ARGS` style child process and its log."""
+    """A child process and its log: `["-m", "stream", ...]` runs this Python, any other
+    `args` run as they are. With `own_process_group` it runs in its own session (Ctrl-C in
+    the terminal does not reach it) and its stop and kill signals go to its whole group."""
 
     def __init__(
         self,
@@ -65,7 +72,7 @@ class Supervised:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT if self.log else None,
-                process_group=0 if self.own_process_group else None,
+                start_new_session=self.own_process_group,
                 preexec_fn=self.preexec,
             )
         return self
@@ -78,21 +85,23 @@ class Supervised:
         if self.process is not None and (code := self.process.poll()) is not None:
             raise ChildFailed(f"The {self.name} exited with code {code}.{self.log_tail()}")
 
-    def wait_ready(self, url: str, timeout_s: float, interval_s: float = 0.2) -> float:
-        """Until `url` answers 200; returns the perf_counter time it did."""
+    def wait_until(
+        self, ready: Callable[[], bool], timeout_s: float, interval_s: float = 0.2
+    ) -> float:
+        """Until `ready()` is true while it runs; returns the perf_counter time it was."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check_alive()
-            with (
-                contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-                urllib.request.urlopen(url, timeout=5) as response,
-            ):
-                if response.status == 200:
-                    return time.perf_counter()
+            if ready():
+                return time.perf_counter()
             time.sleep(interval_s)
         raise ChildFailed(
             f"The {self.name} was not ready within {timeout_s:.0f} s.{self.log_tail()}"
         )
+
+    def wait_ready(self, url: str, timeout_s: float, interval_s: float = 0.2) -> float:
+        """Until `url` answers 200; returns the perf_counter time it did."""
+        return self.wait_until(lambda: answers_200(url), timeout_s, interval_s)
 
     def wait_exit(self, timeout_s: float) -> int:
         """The exit code once it has ended by itself."""
@@ -104,20 +113,21 @@ class Supervised:
         """Its stop signal, then SIGKILL after the grace period; False if it had to be killed."""
         if not self.running():
             return True
-        assert self.process is not None
-        self.process.send_signal(self.stop_signal)
-        try:
-            self.process.wait(self.stop_grace_s)
-            return True
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return False
+        process = self.process
+        assert process is not None
+        return stop_process(
+            process.pid,
+            self.stop_signal,
+            self.stop_grace_s,
+            has_exited=lambda: process.poll() is not None,
+            group=self.own_process_group,
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown at all."""
         if self.running():
             assert self.process is not None
-            self.process.kill()
+            _send(self.process.pid, signal.SIGKILL, self.own_process_group)
             self.process.wait(10)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -125,3 +135,45 @@ class Supervised:
             return ""
         tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return f"\n--- {self.log} (last {lines} lines) ---\n{tail}"
+
+
+def answers_200(url: str) -> bool:
+    """True when a GET of `url` answers 200."""
+    with (
+        contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+        urllib.request.urlopen(url, timeout=5) as response,
+    ):
+        return bool(response.status == 200)
+    return False
+
+
+def stop_process(
+    pid: int,
+    stop_signal: signal.Signals = signal.SIGTERM,
+    grace_s: float = 30.0,
+    *,
+    has_exited: Callable[[], bool],
+    group: bool = False,
+) -> bool:
+    """`stop_signal`, then SIGKILL after `grace_s`; False if it had to be killed.
+
+    `has_exited` tells when it has ended (`Popen.poll` for a child; for a process started
+    by another one, its /proc entry). `group` signals its whole process group."""
+    for sig, wait_s in ((stop_signal, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
+        _send(pid, sig, group)
+        deadline = time.monotonic() + wait_s
+        while not has_exited():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        else:
+            return sig == stop_signal
+    raise ChildFailed(f"Process {pid} did not exit even after SIGKILL.")
+
+
+def _send(pid: int, sig: signal.Signals, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)

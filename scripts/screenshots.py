@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
+
+from kpi_devtools.supervisor import ChildFailed, Supervised
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("KPI_CHROMIUM", "/usr/bin/chromium")
@@ -58,16 +58,6 @@ def caught_up(base: str) -> bool:
     return bool(lags) and max(lags) == 0 and any(agent["status"] for agent in agents)
 
 
-def wait_for_data(base: str, demo: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not caught_up(base):
-        if demo.poll() is not None:
-            sys.exit(f"kpi-stream demo exited with {demo.returncode}")
-        if time.monotonic() > deadline:
-            sys.exit(f"the demo had no complete data after {READY_TIMEOUT_S:.0f} s")
-        time.sleep(1)
-
-
 def capture(base: str, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -93,19 +83,17 @@ def main() -> None:
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory(prefix="kpi-screenshots-") as data_dir:
-        command = [sys.executable, "-m", "stream", "demo", "--port", str(args.port),
+        command = ["-m", "stream", "demo", "--port", str(args.port),
                    "--data-dir", str(Path(data_dir) / "demo")]  # fmt: skip
-        demo = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-        )
+        # Ctrl-C: the demo stops simulator, worker and broker.
+        demo = Supervised("demo", command, cwd=REPO, stop_signal=signal.SIGINT, stop_grace_s=120)
         try:
-            wait_for_data(base, demo)
+            demo.start().wait_until(lambda: caught_up(base), READY_TIMEOUT_S, interval_s=1)
             capture(base, args.out)
+        except ChildFailed as exc:
+            sys.exit(f"the demo had no complete data: {exc}")
         finally:
-            demo.send_signal(signal.SIGINT)  # the demo stops simulator, worker, broker
-            demo.wait(120)
+            demo.stop()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from kpi_devtools.broker.harness import (
     fetch_kafka,
     is_broker_process,
     kafka_libs_dir,
-    stop_process,
+    stop_broker,
 )
 from kpi_devtools.broker.topics import ensure_topics
 
@@ -164,7 +164,7 @@ def stop(data_dir: Path) -> None:
     state = read_state(data_dir)
     if state is not None:
         try:
-            stop_process(state.pid)
+            stop_broker(state.pid)
         except BrokerError as exc:
             raise click.ClickException(str(exc)) from exc
     _forget_state(data_dir)

@@ -26,6 +26,7 @@ from typing import Final
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
+from kpi_devtools.supervisor import ChildFailed, Supervised, stop_process
 from stream.errors import KpiStreamError
 
 KAFKA_VERSION = "3.9.1"
@@ -359,7 +360,7 @@ class LocalBroker:
         self._die_with_parent = die_with_parent
         self._cache = cache
         self._temporary = data_dir is None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: Supervised | None = None
         self._sasl_users = dict(sasl_users or {})
         self._tls = tls
         self._secure_ports: dict[str, int] = {}
@@ -382,7 +383,7 @@ class LocalBroker:
     @property
     def pid(self) -> int | None:
         """Process id of the running JVM."""
-        return self._process.pid if self._process else None
+        return self._child.pid if self._child else None
 
     @property
     def data_dir(self) -> Path:
@@ -398,14 +399,14 @@ class LocalBroker:
 
     def start(self) -> str:
         """Fetch, format if new, launch and wait until it answers; return the bootstrap."""
-        if self._process is not None:
+        if self._child is not None:
             raise BrokerError(f"The broker is already running at {self.bootstrap}.")
         java = require_java()
         libs = fetch_kafka(self._cache)
         started = time.monotonic()
         try:
             self._launch(java, libs)
-            asyncio.run(self._wait_ready())
+            self._wait_ready()
         except BaseException:
             self.stop()
             raise
@@ -417,13 +418,13 @@ class LocalBroker:
 
     def is_running(self) -> bool:
         """True while the JVM this object started is alive."""
-        return self._process is not None and self._process.poll() is None
+        return self._child is not None and self._child.running()
 
     def stop(self) -> None:
         """SIGTERM, wait up to 15 s, then SIGKILL; remove a temporary data directory."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process.pid, has_exited=lambda: process.poll() is not None)
+        child, self._child = self._child, None
+        if child is not None:
+            _stopped(child.pid, child.stop)
         self._port = self._controller_port = None
         self._secure_ports = {}
         if self._temporary and self._data_dir is not None:
@@ -480,16 +481,15 @@ class LocalBroker:
         log_config.write_text(log4j_properties(self.server_log))
         jvm_options = [f"-Dlog4j.configuration=file:{log_config}", "-cp", f"{libs}/*"]
         self._format_storage([java, *jvm_options], config)
-        with (self._data_dir / "jvm.out").open("ab") as jvm_out:
-            self._process = subprocess.Popen(
-                [java, f"-Xmx{self._heap}", *jvm_options, "kafka.Kafka", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=jvm_out,
-                stderr=subprocess.STDOUT,
-                cwd=self._data_dir,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if self._die_with_parent else None,
-            )
+        self._child = Supervised(
+            "Kafka broker",
+            [java, f"-Xmx{self._heap}", *jvm_options, "kafka.Kafka", str(config)],
+            log=self._data_dir / "jvm.out",
+            cwd=self._data_dir,
+            stop_grace_s=STOP_TIMEOUT_S,
+            own_process_group=True,
+            preexec=_die_with_parent if self._die_with_parent else None,
+        ).start()
 
     def _format_storage(self, java_command: list[str], config: Path) -> None:
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
@@ -504,23 +504,29 @@ class LocalBroker:
                 f"(exit code {done.returncode}):\n{_last_lines(done.stdout + done.stderr, 30)}"
             )
 
-    async def _wait_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self._ready_timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+    def _wait_ready(self) -> None:
+        child = self._child
+        assert child is not None
+        try:
+            child.wait_until(
+                lambda: asyncio.run(self._answers()), self._ready_timeout_s, interval_s=0.25
+            )
+        except ChildFailed:
+            if child.running():
                 raise BrokerError(
-                    f"The Kafka broker exited with code {self._process.returncode} "
-                    f"during start-up.\n{self.log_tail()}"
-                )
-            if await answers_metadata(self.bootstrap) and all(
-                [await accepts_connections(self.bootstrap_for(p)) for p in self._secure_ports]
-            ):
-                return
-            await asyncio.sleep(0.25)
-        raise BrokerError(
-            f"The Kafka broker did not answer a metadata request at {self.bootstrap} "
-            f"within {self._ready_timeout_s:.0f} s.\n{self.log_tail()}"
+                    f"The Kafka broker did not answer a metadata request at {self.bootstrap} "
+                    f"within {self._ready_timeout_s:.0f} s.\n{self.log_tail()}"
+                ) from None
+            assert child.process is not None
+            raise BrokerError(
+                f"The Kafka broker exited with code {child.process.returncode} "
+                f"during start-up.\n{self.log_tail()}"
+            ) from None
+
+    async def _answers(self) -> bool:
+        """Metadata on the PLAINTEXT listener, connections on every secured one."""
+        return await answers_metadata(self.bootstrap) and all(
+            [await accepts_connections(self.bootstrap_for(p)) for p in self._secure_ports]
         )
 
 
@@ -550,24 +556,26 @@ async def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
         await client.close()
 
 
-def stop_process(pid: int, has_exited: Callable[[], bool] | None = None) -> None:
-    """Stop a broker JVM: SIGTERM to its process group, SIGKILL if still there after 15 s.
+def stop_broker(pid: int) -> None:
+    """Stop a broker JVM that another process started (`kpi-stream broker stop`): SIGTERM
+    to its process group, SIGKILL if it is still there after 15 s."""
+    _stopped(
+        pid,
+        lambda: stop_process(
+            pid, signal.SIGTERM, STOP_TIMEOUT_S, has_exited=lambda: not pid_alive(pid), group=True
+        ),
+    )
 
-    `has_exited` tells when a child process has ended (e.g. `Popen.poll`); by default
-    the pid is watched through /proc, which suits a broker started by another process.
-    """
-    exited = has_exited or (lambda: not pid_alive(pid))
-    for sig, grace_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if exited():
-                return
-            time.sleep(0.1)
-        if sig == signal.SIGTERM:
-            log.warning("Kafka broker pid %d ignored SIGTERM for %.0f s; killing it", pid, grace_s)
-    raise BrokerError(f"Kafka broker pid {pid} did not exit even after SIGKILL.")
+
+def _stopped(pid: int, stop: Callable[[], bool]) -> None:
+    """Run `stop` (False: it had to kill); a broker that outlives SIGKILL is a BrokerError."""
+    try:
+        if not stop():
+            log.warning(
+                "Kafka broker pid %d ignored SIGTERM for %.0f s; killed it", pid, STOP_TIMEOUT_S
+            )
+    except ChildFailed as exc:
+        raise BrokerError(f"Kafka broker pid {pid} did not exit even after SIGKILL.") from exc
 
 
 def pid_alive(pid: int) -> bool:

@@ -17,8 +17,6 @@ import importlib.util
 import json
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +31,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kpi_devtools.broker.harness import free_ports
+from kpi_devtools.supervisor import Supervised
 from tests.infra import require_infra
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,13 +72,6 @@ def require_binary(*names: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
     """Call `check` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
@@ -94,14 +87,6 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 def http_get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
-
-
-def answers_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class WebhookReceiver:
@@ -160,39 +145,6 @@ class WebhookReceiver:
         return found
 
 
-class _Daemon:
-    """A binary run in the background with its output in a log file."""
-
-    def __init__(self, args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def check_running(self) -> None:
-        if self._process.poll() is not None:
-            raise RuntimeError(f"exited with {self._process.returncode}:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._log.close()
-
-    def wait_ready(self, url: str) -> None:
-        def ready() -> bool:
-            self.check_running()
-            return answers_ok(url)
-
-        wait_until(ready, START_TIMEOUT_S, url)
-
-
 def repo_alertmanager_config(webhook_url: str) -> dict[str, Any]:
     """The repo's Alertmanager config with every receiver delivering to `webhook_url`."""
     config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
@@ -225,12 +177,13 @@ class Alertmanager:
 
     def __init__(self, binary: str, workdir: Path, webhook_url: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
         config = repo_alertmanager_config(webhook_url)
         config_path = workdir / "alertmanager.yml"
         config_path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
-        self._daemon = _Daemon(
+        self._daemon = Supervised(
+            "Alertmanager",
             [
                 binary,
                 f"--config.file={config_path}",
@@ -238,10 +191,11 @@ class Alertmanager:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--cluster.listen-address=",  # no HA gossip port
             ],
-            workdir / "alertmanager.log",
-        )
+            log=workdir / "alertmanager.log",
+            stop_grace_s=15,
+        ).start()
         try:
-            self._daemon.wait_ready(f"{self.url}/-/ready")
+            self._daemon.wait_ready(f"{self.url}/-/ready", START_TIMEOUT_S)
         except BaseException:
             self.stop()
             raise
@@ -268,7 +222,7 @@ class Prometheus:
         workdir.mkdir(parents=True, exist_ok=True)
         self.interval_s = interval_s
         interval = f"{interval_s}s"
-        self.port = free_port()
+        (self.port,) = free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
         config: dict[str, Any] = {
             "global": {
@@ -284,7 +238,8 @@ class Prometheus:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]}
         config_path = workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config, indent=2))
-        self._daemon = _Daemon(
+        self._daemon = Supervised(
+            "Prometheus",
             [
                 binary,
                 f"--config.file={config_path}",
@@ -292,10 +247,11 @@ class Prometheus:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--rules.alert.resend-delay=1s",
             ],
-            workdir / "prometheus.log",
-        )
+            log=workdir / "prometheus.log",
+            stop_grace_s=15,
+        ).start()
         try:
-            self._daemon.wait_ready(f"{self.url}/-/ready")
+            self._daemon.wait_ready(f"{self.url}/-/ready", START_TIMEOUT_S)
         except BaseException:
             self.stop()
             raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,9 +18,10 @@ from kpi_devtools.broker.harness import (
     LocalBroker,
     is_broker_process,
     pid_alive,
-    stop_process,
+    stop_broker,
 )
 from kpi_devtools.broker.topics import DLQ_TOPIC, INPUT_TOPICS, ensure_topics
+from kpi_devtools.supervisor import Supervised
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,28 +180,27 @@ def test_broker_jvm_dies_when_its_python_parent_is_killed(kafka_libs: Path, tmp_
         "print(broker.pid, flush=True)\n"
         "time.sleep(120)\n"
     )
-    with subprocess.Popen(
+    log = tmp_path / "parent.log"
+    parent = Supervised(
+        "parent",
         [sys.executable, "-c", script, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    ) as parent:
-        assert parent.stdout is not None
-        line = parent.stdout.readline()
-        assert line, "the parent process could not start the broker"
-        jvm_pid = int(line)
-        try:
-            assert is_broker_process(jvm_pid, tmp_path / "server.properties")
-            parent.send_signal(signal.SIGKILL)
-            parent.wait()
-            deadline = time.monotonic() + 20
-            while pid_alive(jvm_pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert not pid_alive(jvm_pid)
-        finally:
-            parent.kill()
-            if is_broker_process(jvm_pid, tmp_path / "server.properties"):
-                stop_process(jvm_pid)
+        log=log,
+    ).start()
+    jvm_pid = 0
+    try:
+        parent.wait_until(lambda: log.read_text().strip().isdigit(), 120)
+        jvm_pid = int(log.read_text())
+        assert is_broker_process(jvm_pid, tmp_path / "server.properties")
+        parent.kill()
+        deadline = time.monotonic() + 20
+        while pid_alive(jvm_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not pid_alive(jvm_pid)
+    finally:
+        parent.kill()
+        if is_broker_process(jvm_pid, tmp_path / "server.properties"):
+            stop_broker(jvm_pid)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import queue
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +13,7 @@ import orjson
 import pytest
 
 from kpi_devtools.broker.harness import free_ports, pid_alive
+from kpi_devtools.supervisor import Supervised
 from tests.integration.worker_harness import parse_samples
 
 START_TIMEOUT_S = 180.0
@@ -24,50 +21,40 @@ STOP_TIMEOUT_S = 30.0
 
 
 class Demo:
-    """A `python -m stream demo` subprocess whose output is read line by line."""
+    """A `python -m stream demo` child of the supervisor; its output goes to a log file."""
 
-    def __init__(self, port: int, data_dir: Path) -> None:
+    def __init__(self, port: int, data_dir: Path, log: Path) -> None:
         self.data_dir = data_dir
-        command = [sys.executable, "-m", "stream", "demo", "--duration", "60", "--port",
-                   str(port), "--backfill", "2", "--data-dir", str(data_dir)]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        command = ["-m", "stream", "demo", "--duration", "60", "--port", str(port),
+                   "--backfill", "2", "--data-dir", str(data_dir)]  # fmt: skip
+        self.child = Supervised(
+            "demo", command, log=log, stop_signal=signal.SIGINT, stop_grace_s=STOP_TIMEOUT_S
+        ).start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def output(self) -> str:
+        assert self.child.log is not None
+        return self.child.log.read_text(errors="replace")
 
     def wait_for_line(self, pattern: str, timeout_s: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=min(left, 1.0))
-            except queue.Empty:
-                assert self.reader.is_alive(), f"output ended:\n{''.join(self.output)}"
-                continue
-            if match := re.search(pattern, line):
-                return match
-        raise AssertionError(f"no line matching {pattern!r}:\n{''.join(self.output)}")
+        found: list[re.Match[str]] = []
+
+        def printed() -> bool:
+            found[:] = [m for m in [re.search(pattern, self.output(), re.MULTILINE)] if m]
+            return bool(found)
+
+        self.child.wait_until(printed, timeout_s, interval_s=0.2)
+        return found[0]
 
 
 @pytest.fixture
 def demo(kafka_libs: Path, tmp_path: Path) -> Iterator[Demo]:
-    started = Demo(free_ports(1)[0], tmp_path / "demo")
+    started = Demo(free_ports(1)[0], tmp_path / "demo", tmp_path / "demo.out")
     yield started
-    if started.process.poll() is None:  # the test failed before stopping it
-        started.process.send_signal(signal.SIGINT)
-        try:
-            started.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait()
+    started.child.stop()  # Ctrl-C, if the test failed before stopping it
 
 
 def children_of(pid: int) -> dict[int, str]:
@@ -111,7 +98,7 @@ def test_demo_serves_a_full_board_and_stops_everything_on_ctrl_c(demo: Demo) -> 
     ready_s = time.monotonic() - started
     demo.wait_for_line(r"metrics\s+" + re.escape(base) + "/metrics", 5)
 
-    parts = children_of(demo.process.pid)
+    parts = children_of(demo.pid)
     commands = " | ".join(parts.values())
     assert len(parts) == 3, commands
     assert "kafka.Kafka" in commands
@@ -137,11 +124,11 @@ def test_demo_serves_a_full_board_and_stops_everything_on_ctrl_c(demo: Demo) -> 
     assert frt is not None and frt > 0
 
     stopping = time.monotonic()
-    demo.process.send_signal(signal.SIGINT)
-    assert demo.process.wait(STOP_TIMEOUT_S) == 0, "".join(demo.output)
+    assert demo.child.stop(), f"the demo had to be killed:\n{demo.output()}"  # Ctrl-C
+    assert demo.child.wait_exit(0) == 0, demo.output()
     stop_s = time.monotonic() - stopping
-    demo.wait_for_line(r"Stopped the simulator, the worker and the broker\.", 5)
-    assert "simulated " in "".join(demo.output)  # the simulator's summary: it got SIGINT
+    assert "Stopped the simulator, the worker and the broker." in demo.output()
+    assert "simulated " in demo.output()  # the simulator's summary: it got SIGINT
 
     assert not [pid for pid in parts if pid_alive(pid)], commands
     assert processes_mentioning(str(demo.data_dir)) == []
