@@ -444,3 +444,24 @@ def test_a_column_set_shows_fewer_bigger_columns(columns, headings, ana, page_fa
     shown = layout(page)
     assert shown["overflowing"] == [] and shown["outside"] == []
     assert shown["rosterPx"] >= 0.85 * 2 * 19.2  # 2rem at 1920 wide, against ~0.62 for all
+
+
+def test_agents_view_not_ready_then_partial(page, stub_api):
+    """/api/agents failing from the start: 'connecting', then STALE after 5 s; once it
+    answers with a worker missing partitions, the partial-data banner says so."""
+    stub_api.mode = "error"
+    page.goto(stub_api.url + "agents")
+    assert page.evaluate("document.body.dataset.state") == "connecting"
+    assert page.evaluate("document.body.dataset.board") == "agents"
+    wait_for_state(page, "stale", timeout=7000)
+    assert (stale_banner(page) or "").startswith("STALE \u2014 worker not answering since ")
+    body = sample_agents()
+    body["complete"], body["partitions"] = False, {"covered": 5, "total": 12}
+    stub_api.set_body(body)
+    stub_api.mode = "answer"
+    wait_for_state(page, "live", timeout=3000)
+    partial = page.locator("[data-testid='partial-banner']")
+    assert partial.is_visible()
+    assert partial.text_content() == "Partial data: 5 of 12 partitions"
+    assert read_agents(page)["order"] == ["ana", "bo", "cy", "dee"]
+    assert "/api/kpis" not in stub_api.paths  # the agents view reads /api/agents only
