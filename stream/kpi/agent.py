@@ -162,6 +162,13 @@ class AgentIndex:
         for timeline in contributions:
             self.timelines[timeline.agent_id] = timeline
 
+    def state(self, now_ms: int) -> None:
+        """Not saved: a few hundred agents' timelines are rebuilt from their records."""
+        return None
+
+    def load_state(self, parts: list[object]) -> None:
+        raise NotImplementedError("agent indexes are rebuilt from records")
+
     def add_to(self, snap: Snapshot) -> None:
         """Add the agents' current state and time in status at `snap.now_ms` into `snap`."""
         agent_times(snap.centre, self.timelines.values(), snap.now_ms, self.tz, self.stale_ms)
@@ -207,3 +214,6 @@ class AgentKind:
 
     def loads(self, raw: bytes) -> Agent:
         return loads(raw)
+
+    def last_event_at(self, raw: bytes) -> int:
+        return loads(raw).last_event_at  # a handful of agents: a decode is cheap

@@ -26,8 +26,9 @@ from stream.kpi.centre import (
     add_into,
     zeros,
 )
-from stream.kpi.entity import EntityRecord, pack_seen, unpack_seen
+from stream.kpi.entity import EntityRecord, last_event_at_after_seen, pack_seen, unpack_seen
 from stream.kpi.snapshot import Snapshot
+from stream.kpi.state import load_parts, parts_of
 from stream.kpi.types import CONTACT_TOPICS, UNASSIGNED
 from stream.kpi.windows import RETAIN_BUCKETS, bucket, window_buckets
 
@@ -157,6 +158,11 @@ def contribution(contact: Contact, config: KpiConfig) -> ContactContribution | N
     return ContactContribution(dims, tuple(parts), tuple(agent_parts), waiting, talking)
 
 
+# What a local snapshot saves of a contact index.
+CONTACT_STATE: Final = ("horizon", "waiting", "talking", "cells", "agent_cells")
+CONTACT_CELLS: Final = ("cells", "agent_cells")
+
+
 class ContactIndex:
     """Contact aggregates of one partition: minute cells per dims and per agent, and the
     queued_at / answered_at of live contacts (sorted, for staleness and the oldest wait)."""
@@ -222,6 +228,14 @@ class ContactIndex:
             del by_key[key]
             if not by_key:
                 del cells[b]
+
+    def state(self, now_ms: int) -> list[object]:
+        """The index as parts for a local snapshot (`stream.kpi.state`)."""
+        return parts_of(self, CONTACT_STATE, CONTACT_CELLS)
+
+    def load_state(self, parts: list[object]) -> None:
+        """Become the index `state` gave."""
+        load_parts(self, parts, CONTACT_CELLS, Slot.SIZE)
 
     def add_to(self, snap: Snapshot) -> None:
         """Add this partition's contacts at `snap.now_ms` into `snap.centre`."""
@@ -307,3 +321,6 @@ class ContactKind:
 
     def loads(self, raw: bytes) -> Contact:
         return loads(raw)
+
+    def last_event_at(self, raw: bytes) -> int:
+        return last_event_at_after_seen(raw)

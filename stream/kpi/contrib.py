@@ -68,6 +68,7 @@ def _bounds(defaults_s: tuple[int, ...], targets_ms: Iterable[int]) -> tuple[int
     return tuple(sorted({s * 1000 for s in defaults_s} | set(targets_ms)))
 
 
+# (slot, amount) pairs; the last names the highest slot (an index sizes cells by it).
 Increments = tuple[tuple[int, int], ...]
 OPENED_INCREMENT: Final[Increments] = ((Layout.OPENED, 1),)
 
@@ -125,8 +126,8 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
                 (Layout.RES_REOPENED, int(ticket.reopens > 0)),
                 (Layout.RES_REPLIES_SUM, ticket.replies),
             )
-            parts.append((at, increments + life))
-            agent_parts.append((at, resolver, increments + life))
+            parts.append((at, life + increments))
+            agent_parts.append((at, resolver, life + increments))
     else:
         dims = UNKNOWN_DIMS
     if ticket.csat is not None:

@@ -121,6 +121,13 @@ class Index(Protocol[C]):
     def add_to(self, snapshot: Snapshot) -> None:
         """Add this partition's part of the KPIs at `snapshot.now_ms` into `snapshot`."""
 
+    def state(self, now_ms: int) -> list[object] | None:
+        """The index at `now_ms` as `marshal`-able parts for a local snapshot, each small
+        enough to write without holding up the event loop (None: rebuilt from records)."""
+
+    def load_state(self, parts: list[object]) -> None:
+        """Become the index `state` gave (on a new, empty index)."""
+
 
 class EntityKind(Protocol[R, C]):
     """One entity kind under one KPI policy."""
@@ -146,6 +153,16 @@ class EntityKind(Protocol[R, C]):
 
     def loads(self, raw: bytes) -> R:
         """Inverse of `dumps`."""
+
+    def last_event_at(self, raw: bytes) -> int:
+        """`loads(raw).last_event_at`, cheaper (expiry scans every record at rest)."""
+
+
+def last_event_at_after_seen(raw: bytes) -> int:
+    """`last_event_at` of a changelog value written as JSON `["<seen hex>",<last>,...`
+    (tickets, contacts): the number between the first two commas, without a decode."""
+    start = raw.index(b",") + 1
+    return int(raw[start : raw.index(b",", start)])
 
 
 _MURMUR_M: Final = 0x5BD1E995

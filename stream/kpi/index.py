@@ -10,17 +10,32 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
 from stream.kpi.centre import add_into
 from stream.kpi.contrib import Contribution, Increments, Layout
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
+from stream.kpi.state import load_parts, parts_of
 from stream.kpi.types import Dims
 from stream.kpi.windows import RETAIN_BUCKETS, WINDOWS, bucket, window_buckets
 
 Cells = dict[Dims, list[int]]
+# What a local snapshot saves of an index (the rest is the policy, or follows from these).
+STATE: Final = (
+    "ranges",
+    "horizon",
+    "totals",
+    "agent_totals",
+    "buckets_of",
+    "buckets_of_agent",
+    "open",
+    "awaiting",
+    "cells",
+    "agent_cells",
+)
+CELLS: Final = ("cells", "agent_cells")
 
 
 class KpiIndex:
@@ -97,6 +112,19 @@ class KpiIndex:
         for waiting in awaiting.values():
             waiting.sort()
 
+    def state(self, now_ms: int) -> list[object]:
+        """The index at `now_ms` as parts for a local snapshot (`stream.kpi.state`)."""
+        self.advance(now_ms)
+        return parts_of(self, STATE, CELLS)
+
+    def load_state(self, parts: list[object]) -> None:
+        """Become the index `state` gave."""
+        load_parts(self, parts, CELLS, None)  # minute cells are kept trimmed
+        if self.ranges is not None:
+            self.spans = [
+                (*self.ranges[name], self.totals[name], self.agent_totals[name]) for name in WINDOWS
+            ]
+
     def snapshot(self, now_ms: int) -> Snapshot:
         """Window totals and live SLA state at `now_ms` (which should not go backwards)."""
         snap = Snapshot(now_ms)
@@ -137,24 +165,25 @@ class KpiIndex:
         """Move the windows to `now_ms`: drop expired buckets, slide every window total."""
         ranges = window_buckets(now_ms, self.tz)
         previous, self.ranges = self.ranges, ranges
+        size = self.layout.size
         kinds: tuple[tuple[dict[str, dict[Any, list[int]]], dict[int, dict[Any, list[int]]]], ...]
         kinds = ((self.totals, self.cells), (self.agent_totals, self.agent_cells))
         for name, (first, last) in ranges.items():
             for totals_of, cells in kinds:
                 if previous is None or previous[name][0] > first or previous[name][1] > last:
-                    totals_of[name] = _sum_buckets(cells, range(first, last + 1))
+                    totals_of[name] = _sum_buckets(cells, range(first, last + 1), size)
                     continue
                 old_first, old_last = previous[name]
                 if (old_first, old_last) == (first, last):
                     continue
                 if old_last < first:  # no overlap: cheaper to start again
-                    totals_of[name] = _sum_buckets(cells, range(first, last + 1))
+                    totals_of[name] = _sum_buckets(cells, range(first, last + 1), size)
                     continue
                 totals = totals_of[name]
                 for b in range(old_first, first):
-                    _add_bucket(cells, totals, b, -1)
+                    _add_bucket(cells, totals, b, -1, size)
                 for b in range(old_last + 1, last + 1):
-                    _add_bucket(cells, totals, b, 1)
+                    _add_bucket(cells, totals, b, 1, size)
         self.spans = [
             (*ranges[name], self.totals[name], self.agent_totals[name]) for name in WINDOWS
         ]
@@ -173,6 +202,8 @@ class KpiIndex:
         """Add (sign 1) or remove (-1) parts in their buckets' cells and window totals.
 
         The hot path of every event: written flat, one loop per counter cell touched.
+        A minute cell is only as long as the highest slot it counts (most count one or two of
+        ~40: a million tickets of a day fill a million cells); window totals are full.
         """
         horizon, all_cells, spans, size = self.horizon, self.cells, self.spans, self.layout.size
         for b, increments in parts:
@@ -181,8 +212,13 @@ class KpiIndex:
             cells = all_cells.get(b)
             if cells is None:
                 cells = all_cells[b] = {}
-            if dims not in cells:
+            top = increments[-1][0] + 1  # the last increment counts the highest slot
+            cell = cells.get(dims)
+            if cell is None:
                 _count_bucket(self.buckets_of, dims, 1)
+                cells[dims] = [0] * top
+            elif len(cell) < top:
+                cell.extend([0] * (top - len(cell)))
             targets = [cells]
             for first, last, totals, _ in spans:
                 if first <= b <= last:
@@ -210,8 +246,13 @@ class KpiIndex:
             if self.horizon is not None and b < self.horizon:
                 continue
             by_agent = self.agent_cells.setdefault(b, {})
-            if agent not in by_agent:
+            top = increments[-1][0] + 1  # the last increment counts the highest slot
+            cell = by_agent.get(agent)
+            if cell is None:
                 _count_bucket(self.buckets_of_agent, agent, 1)
+                by_agent[agent] = [0] * top
+            elif len(cell) < top:
+                cell.extend([0] * (top - len(cell)))
             targets = [by_agent]
             for first, last, _, agent_totals in self.spans:
                 if first <= b <= last:
@@ -273,27 +314,32 @@ class KpiIndex:
         )
 
 
-def _sum_buckets(cells: dict[int, dict[Any, list[int]]], buckets: range) -> dict[Any, list[int]]:
+def _sum_buckets(
+    cells: dict[int, dict[Any, list[int]]], buckets: range, size: int
+) -> dict[Any, list[int]]:
     totals: dict[Any, list[int]] = {}
     for b in buckets:
-        _add_bucket(cells, totals, b, 1)
+        _add_bucket(cells, totals, b, 1, size)
     return totals
 
 
 def _add_bucket(
-    cells: dict[int, dict[Any, list[int]]], totals: dict[Any, list[int]], b: int, sign: int
+    cells: dict[int, dict[Any, list[int]]],
+    totals: dict[Any, list[int]],
+    b: int,
+    sign: int,
+    size: int,
 ) -> None:
-    """Add (sign 1) or remove (-1) the cells of bucket `b` in `totals`."""
+    """Add (sign 1) or remove (-1) the cells of bucket `b` in `totals` (cells of `size` slots
+    or fewer, the rest zeros)."""
     for key, cell in cells.get(b, {}).items():
         current = totals.get(key)
         if current is None:
-            totals[key] = [sign * v for v in cell]
-        else:
-            summed = [a + sign * v for a, v in zip(current, cell, strict=True)]
-            if any(summed):
-                totals[key] = summed
-            else:
-                del totals[key]
+            current = totals[key] = [0] * size
+        for slot, value in enumerate(cell):
+            current[slot] += sign * value
+        if not any(current):
+            del totals[key]
 
 
 def _count_bucket(counts: dict[Any, int], key: Any, change: int) -> None:

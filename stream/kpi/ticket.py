@@ -25,6 +25,7 @@ from stream.kpi.entity import (
     FINGERPRINT_BYTES,
     EntityRecord,
     fingerprint,
+    last_event_at_after_seen,
     pack_seen,
     unpack_seen,
 )
@@ -256,3 +257,6 @@ class TicketKind:
 
     def loads(self, raw: bytes) -> Ticket:
         return loads(raw)
+
+    def last_event_at(self, raw: bytes) -> int:
+        return last_event_at_after_seen(raw)

@@ -51,7 +51,6 @@ BROKER_LOST_S: Final = 15.0  # no broker answer for this long: not ready, data s
 NO_PROGRESS_S: Final = 30.0  # lag but nothing applied for this long: data stale
 SWEEP_INTERVAL_S: Final = 600.0
 SNAPSHOT_INTERVAL_S: Final = 300.0
-RESTORE_CHUNK: Final = 20_000  # records handed to the processor between yields to the loop
 RETRY_S: Final = 1.0
 STOP_GRACE_S: Final = 20.0  # to finish the current batch on SIGTERM
 
@@ -61,6 +60,7 @@ class EntityProcessor(Protocol):
 
     tables: tuple[str, ...]
     topics: tuple[str, ...]
+    state_key: str
 
     @property
     def layout(self) -> Layout: ...
@@ -79,7 +79,19 @@ class EntityProcessor(Protocol):
     def restore(
         self, table: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
     ) -> None: ...
-    def records(self, table: str, partition: int) -> Iterable[tuple[str, bytes]]: ...
+    def records(self, table: str, partition: int) -> list[tuple[str, bytes]]: ...
+    def index_state(
+        self, table: str, records: list[tuple[str, bytes]], now_ms: int
+    ) -> list[object] | None: ...
+    def live_index_state(self, table: str, partition: int, now_ms: int) -> list[object] | None: ...
+    def load(
+        self,
+        table: str,
+        partition: int,
+        records: dict[str, bytes],
+        state: list[object] | None,
+        state_key: str,
+    ) -> None: ...
     def assign(self, partitions: Iterable[int]) -> None: ...
     def revoke(self, partitions: Iterable[int]) -> None: ...
     def expire(self, now_ms: int) -> list[tuple[str, int, str]]: ...
@@ -473,10 +485,9 @@ class Runtime:
             if snapshot is None or snapshot.offset > ends[tp]:  # none, too old, or a new topic
                 starts[tp] = 0
                 continue
-            for start in range(0, len(snapshot.records), RESTORE_CHUNK):
-                chunk = snapshot.records[start : start + RESTORE_CHUNK]
-                self.processor.restore(table, tp.partition, chunk)
-                await asyncio.sleep(0)
+            self.processor.load(
+                table, tp.partition, snapshot.records, snapshot.index, snapshot.state_key
+            )
             count += len(snapshot.records)
             starts[tp] = snapshot.offset
 
@@ -490,11 +501,15 @@ class Runtime:
     async def save_snapshots(self) -> None:
         """Write a local snapshot of every served table partition with its changelog offset.
 
-        One partition at a time under the lock (its records and changelog end belong
-        together); batches and scrapes go on in between, and the file is written in a thread.
+        Under the lock, one partition at a time, only a copy of its records (values at
+        rest: a list of a dict's items) and its changelog end are taken; the index of
+        that copy is built and the file written in a thread while batches go on. After a
+        clean stop no batch runs any more: the served index is written as it is, at once
+        (no build; the web server waits those few seconds).
         """
         started = time.monotonic()
         table_of = {topic: table for table, topic in self.changelogs.items()}
+        stopped = self._stopping.is_set()
         written = 0
         for tp in [TopicPartition(c, p) for c in self.changelogs.values() for p in self.owned]:
             async with self.lock:
@@ -506,17 +521,40 @@ class Runtime:
                 except KafkaError as exc:  # without the offset a snapshot would be useless
                     log.warning("no local snapshot written: %r", exc)
                     return
-                table = table_of[tp.topic]
-                records = list(self.processor.records(table, tp.partition))
+                table, partition = table_of[tp.topic], tp.partition
+                records = self.processor.records(table, partition)
+                try:
+                    if stopped:
+                        index = self.processor.live_index_state(table, partition, now_ms())
+                        written += self._write_snapshot(table, partition, end, records, index)
+                        continue
+                except OSError as exc:  # only restart time depends on it
+                    log.warning("local snapshot not written to %s: %r", self.snapshot_dir, exc)
+                    return
             try:
                 written += await asyncio.to_thread(
-                    snapshots.write, self.snapshot_dir, table, tp.partition, end, records
+                    self._write_snapshot, table, partition, end, records, None
                 )
-            except OSError as exc:  # only restart time depends on it
+            except OSError as exc:
                 log.warning("local snapshot not written to %s: %r", self.snapshot_dir, exc)
                 return
         log.info(
             "local snapshots of %d records written in %.2f s", written, time.monotonic() - started
+        )
+
+    def _write_snapshot(
+        self,
+        table: str,
+        partition: int,
+        offset: int,
+        records: list[tuple[str, bytes]],
+        index: list[object] | None,
+    ) -> int:
+        """Write a snapshot file; without `index`, build the index of the records copy."""
+        if index is None:
+            index = self.processor.index_state(table, records, now_ms())
+        return snapshots.write(
+            self.snapshot_dir, table, partition, offset, records, index, self.processor.state_key
         )
 
     async def _load_positions(self, assigned: set[TopicPartition]) -> None:

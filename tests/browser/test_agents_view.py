@@ -408,7 +408,7 @@ def test_agents_view_fits_on_every_tv(width, height, page_factory, stub_api, sav
         "8888",
         "23h 59m",
     ]
-    assert re.fullmatch(r"3d 0[01]:\d\d:\d\d", view["cells"][LONG_NAME][3])
+    assert re.fullmatch(r"3d [01]h", view["cells"][LONG_NAME][3])
     assert shown["scroll"] == [width, height]
     assert shown["overflowing"] == []
     assert shown["outside"] == []
@@ -416,3 +416,52 @@ def test_agents_view_fits_on_every_tv(width, height, page_factory, stub_api, sav
     rem = min(width / 100, height * 0.01778)  # the CSS's 1rem
     # the table is 2rem; eleven day-long figures side by side still keep 60 % of it
     assert shown["rosterPx"] >= 0.6 * 2 * rem, (shown["rosterPx"], rem)
+
+
+@pytest.mark.parametrize(
+    ("columns", "headings", "ana"),
+    [
+        ("contacts", ["Handled", "AHT", "Occupancy"], ["30", "4m 0s", "81.2%"]),
+        (
+            "tickets",
+            ["FRT", "FRT SLA", "Resolved", "Res. time", "1-touch", "Reopened", "CSAT", "NPS"],
+            ["10m 0s", "92.0%", "22", "2h 0m", "50.0%", "10.0%", "90.0%", "+40"],
+        ),
+    ],
+)
+def test_a_column_set_shows_fewer_bigger_columns(columns, headings, ana, page_factory, stub_api):
+    """`#columns=contacts|tickets`: the agent's own four columns and that set only; with
+    the widest values the table keeps more of its 2rem than with all fifteen columns."""
+    page = page_factory(1920, 1080)
+    stub_api.set_body(sample_agents())
+    open_agents(page, stub_api, f"#columns={columns}&sort=agent")
+    view = read_agents(page)
+    assert view["headings"] == ["Agent \u25b2", "Team", "Status", "In status", *headings]
+    assert view["cells"]["ana"][:3] == ["ana", "sales", "Available"]
+    assert view["cells"]["ana"][4:] == ana
+    stub_api.set_body(widest_agents())
+    page.wait_for_function(f"() => document.querySelector('[data-agent=\"{LONG_NAME}\"]')")
+    shown = layout(page)
+    assert shown["overflowing"] == [] and shown["outside"] == []
+    assert shown["rosterPx"] >= 0.85 * 2 * 19.2  # 2rem at 1920 wide, against ~0.62 for all
+
+
+def test_agents_view_not_ready_then_partial(page, stub_api):
+    """/api/agents failing from the start: 'connecting', then STALE after 5 s; once it
+    answers with a worker missing partitions, the partial-data banner says so."""
+    stub_api.mode = "error"
+    page.goto(stub_api.url + "agents")
+    assert page.evaluate("document.body.dataset.state") == "connecting"
+    assert page.evaluate("document.body.dataset.board") == "agents"
+    wait_for_state(page, "stale", timeout=7000)
+    assert (stale_banner(page) or "").startswith("STALE \u2014 worker not answering since ")
+    body = sample_agents()
+    body["complete"], body["partitions"] = False, {"covered": 5, "total": 12}
+    stub_api.set_body(body)
+    stub_api.mode = "answer"
+    wait_for_state(page, "live", timeout=3000)
+    partial = page.locator("[data-testid='partial-banner']")
+    assert partial.is_visible()
+    assert partial.text_content() == "Partial data: 5 of 12 partitions"
+    assert read_agents(page)["order"] == ["ana", "bo", "cy", "dee"]
+    assert "/api/kpis" not in stub_api.paths  # the agents view reads /api/agents only

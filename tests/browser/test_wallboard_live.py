@@ -244,7 +244,8 @@ def test_board_turns_stale_when_the_worker_stops(
 def test_board_full_of_simulator_data(
     scenario, worker, page, read_board, wallboard_format, save_screenshot
 ):
-    """Two days of simulated history: the board shows it exactly (the README's picture)."""
+    """Two days of simulated history: the ticket board shows it exactly, and the agents view
+    lists every agent of /api/agents in the default order."""
     sent = in_thread(simulate_backfill, scenario, 48)
     wait_processed([worker], consumed(worker, sent, scenario), timeout_s=180)
     page.goto(worker.url + "/")
@@ -256,3 +257,29 @@ def test_board_full_of_simulator_data(
     page.click('[data-window="1h"]')
     page.wait_for_timeout(1500)  # let the next answer render, for a settled picture
     save_screenshot(page, "wallboard-demo.png")
+
+    # The agents view of the same worker: one row per agent of /api/agents, in the default
+    # order (available, busy, wrap-up, away, offline, no status; then by name), with its
+    # status and 1h contacts handled.
+    page.goto(worker.url + "/agents")
+    wait_for_state(page, "live", timeout=5000)
+    agents = orjson.loads(worker.get("/api/agents"))["agents"]
+    assert any(agent["status"] for agent in agents)
+    ranks = ["available", "busy", "after_contact_work", "away", "offline"]
+    words = {"available": "Available", "busy": "Busy", "after_contact_work": "Wrap-up",
+             "away": "Away", "offline": "Offline", None: "\u2014"}  # fmt: skip
+    expected = sorted(
+        agents,
+        key=lambda a: (ranks.index(a["status"]) if a["status"] else len(ranks), a["agent"]),
+    )
+    rows = page.evaluate(
+        "Array.from(document.querySelectorAll('[data-agent]')).map((tr) => [tr.dataset.agent,"
+        " tr.querySelector('[data-col=\"status\"]').textContent,"
+        " tr.querySelector('[data-col=\"handled\"]').textContent])"
+    )
+    assert rows == [
+        [a["agent"], words[a["status"]], str(a["windows"]["1h"]["contacts_handled"])]
+        for a in expected
+    ]
+    assert page.watch.page_errors == []
+    assert page.watch.console_errors == []

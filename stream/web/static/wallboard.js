@@ -98,6 +98,12 @@
     ["nps", "NPS", "nps_score", formatSigned, "nps_responses"],
   ];
   const AGENT_SORTS = AGENT_COLUMNS.map(([id]) => id);
+  // #columns=contacts or tickets: the agent's own columns and only that set, fewer and so
+  // bigger on a TV; anything else shows every column.
+  const COLUMN_SETS = {
+    contacts: ["handled", "aht", "occupancy"],
+    tickets: ["frt", "frt_sla", "resolved", "resolution", "one_touch", "reopened", "csat", "nps"],
+  };
   const AGENT_BASIS_OF = Object.fromEntries(
     AGENT_COLUMNS.filter((c) => c[4]).map(([, , field, , basis]) => [field, basis]),
   );
@@ -125,6 +131,7 @@
     sort: DEFAULT_SORT, // agents view: column id, direction, team filter, page
     direction: "asc",
     team: "",
+    columns: "",
     rotateMs: DEFAULT_ROTATE_S * 1000,
     page: 0,
     pages: 1,
@@ -579,9 +586,15 @@
     });
   }
 
+  /** The columns shown: every one, or the agent's own four and the set of #columns=. */
+  function shownColumns() {
+    const set = COLUMN_SETS[state.columns];
+    return set ? AGENT_COLUMNS.filter(([id], i) => i < 4 || set.includes(id)) : AGENT_COLUMNS;
+  }
+
   /** The column headings: a button each that sorts by it (again: the other way). */
   function renderAgentColumns() {
-    const ths = AGENT_COLUMNS.map(([id, heading]) => {
+    const ths = shownColumns().map(([id, heading]) => {
       const th = document.createElement("th");
       th.scope = "col";
       th.className = `a-${id}`;
@@ -633,7 +646,7 @@
     since.dataset.col = "in_status";
     since.dataset.value = rawValue(row.inStatus);
     tr.append(name, team, status, since);
-    for (const [id, , field, format] of AGENT_COLUMNS.slice(4)) {
+    for (const [id, , field, format] of shownColumns().slice(4)) {
       const value = kpis[field];
       const td = cell("");
       showValue(td, value, format);
@@ -645,10 +658,13 @@
     return tr;
   }
 
-  /** Time in status as a ticking clock: `seconds` as of the last answer, counted on since. */
+  /** Time in status, `seconds` as of the last answer counted on since: a ticking clock
+      (12:34:56) under a day, days and hours (3d 4h) from then on. */
   function timeInStatus(seconds) {
     if (seconds === null) return DASH;
-    return formatAge(seconds + (performance.now() - state.receivedAt) / 1000);
+    const now = seconds + (performance.now() - state.receivedAt) / 1000;
+    if (now < 86400) return formatAge(now);
+    return formatDuration(now).map(([n, unit]) => `${n}${unit}`).join(" ");
   }
 
   /** Time in status, ticking; refits the table when it gets wider. */
@@ -806,6 +822,7 @@
       sort: state.sort,
       dir: state.direction,
       team: state.team,
+      columns: state.columns,
       rotate: hashValue("rotate"),
       ...changes,
     };
@@ -847,6 +864,7 @@
     state.sort = hashParameter("sort", AGENT_SORTS, DEFAULT_SORT);
     state.direction = hashParameter("dir", DIRECTIONS, "asc");
     state.team = hashValue("team");
+    state.columns = hashParameter("columns", Object.keys(COLUMN_SETS), "");
     state.queue = state.board === "agents" ? "" : hashValue("queue");
     const rotate = Number(hashValue("rotate"));
     state.rotateMs = (Number.isFinite(rotate) && rotate >= 1 ? rotate : DEFAULT_ROTATE_S) * 1000;
