@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from kpi_devtools.broker.harness import LocalBroker, free_ports
 from kpi_devtools.broker.topics import ensure_topics
@@ -225,7 +226,7 @@ class WorkerProcess:
         return int(metric_sum(self.metrics(), "cs_events_total"))
 
     def wait_processed(
-        self, count: int, timeout_s: float, interval_s: float = 0.1, max_share: float = 0.02
+        self, count: int, timeout_s: float, interval_s: float = 0.1, max_share: float = 0.05
     ) -> tuple[float, int]:
         """Poll until `count` messages are processed; (perf_counter time of the last, count).
 
@@ -249,6 +250,24 @@ class WorkerProcess:
             time.sleep(max(interval_s, spent / max_share))
         raise TimeoutError(f"processed {self.processed()} of {count} within {timeout_s} s")
 
+    def wait_committed(
+        self, count: int, timeout_s: float, interval_s: float = 0.2
+    ) -> tuple[float, int]:
+        """Poll the broker until the worker's group committed `count` input messages;
+        (perf_counter time of the poll that saw it, count committed then).
+
+        Unlike a scrape this costs the worker nothing, however big its state; a commit
+        comes after the changelog writes of what it covers are acknowledged.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._check_alive()
+            done = asyncio.run(group_committed(self.namespace.bootstrap, self.namespace.app_id))
+            if done >= count:
+                return time.perf_counter(), done
+            time.sleep(interval_s)
+        raise TimeoutError(f"committed fewer than {count} messages within {timeout_s} s")
+
     def stop(self) -> None:
         """SIGTERM and wait for a clean shutdown (SIGKILL after 60 s)."""
         self.child.stop()
@@ -258,6 +277,17 @@ class WorkerProcess:
 
     def _check_alive(self) -> None:
         self.child.check_alive()
+
+
+async def group_committed(bootstrap: str, group: str) -> int:
+    """Sum of the offsets a consumer group committed (0 before its first commit)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(max(0, meta.offset) for meta in offsets.values())
 
 
 @contextmanager
