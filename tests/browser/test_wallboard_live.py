@@ -244,7 +244,8 @@ def test_board_turns_stale_when_the_worker_stops(
 def test_board_full_of_simulator_data(
     scenario, worker, page, read_board, wallboard_format, save_screenshot
 ):
-    """Two days of simulated history: the board shows it exactly (the README's picture)."""
+    """Two days of simulated history: the ticket board shows it exactly, and the agents view
+    lists every agent of /api/agents in the default order."""
     sent = in_thread(simulate_backfill, scenario, 48)
     wait_processed([worker], consumed(worker, sent, scenario), timeout_s=180)
     page.goto(worker.url + "/")
