@@ -88,15 +88,21 @@ def test_the_simulator_and_the_broker_harness_load_no_worker_runtime() -> None:
     assert not [m for m in loaded if under(m, WORKER_ONLY)], loaded
 
 
+IO_LIBRARIES = ("aiokafka", "confluent_kafka", "aiohttp", "prometheus_client")
+
+
 def outside_the_kpi_rules(modules: set[str]) -> set[str]:
     """Those of `modules` that are neither standard library, another distribution's package
-    (such as orjson) nor `stream.kpi` itself."""
+    (such as orjson, but no Kafka, web or metrics library) nor `stream.kpi` itself."""
     return {
         m
         for m in modules
-        if not under(m, ("stream.kpi",))
-        and m.partition(".")[0] not in sys.stdlib_module_names
-        and PROJECT in INSTALLED.get(m.partition(".")[0], [PROJECT])
+        if under(m, IO_LIBRARIES)
+        or (
+            not under(m, ("stream.kpi",))
+            and m.partition(".")[0] not in sys.stdlib_module_names
+            and PROJECT in INSTALLED.get(m.partition(".")[0], [PROJECT])
+        )
     }
 
 
@@ -131,6 +137,7 @@ if TYPE_CHECKING:
         "kpi_devtools.demo",
         "bench.common",
         "stream.processor",
+        "aiokafka",
     }
 
 
