@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from bench.common import Figure, machine_facts, print_figures, scaled, simulator_events
-from stream.config import KpiConfig
 from stream.kpi.entity import partition_of
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.metrics import exposition_chunks
 from stream.processor import Processor

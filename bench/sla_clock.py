@@ -18,9 +18,10 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from stream.config import KpiConfig, parse_kpi_config
+from stream.config import parse_kpi_config
 from stream.kpi.contrib import Layout, contribution
 from stream.kpi.index import KpiIndex
+from stream.kpi.settings import KpiConfig
 from stream.kpi.ticket import Ticket
 from stream.kpi.windows import to_ms
 

@@ -11,7 +11,6 @@ from typing import Final
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from stream.config import KpiConfig
 from stream.kpi.centre import (
     CONTACT_KPI_NAMES,
     CentreSnapshot,
@@ -23,6 +22,7 @@ from stream.kpi.centre import (
 )
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import total
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import AGENT_STATUSES, NPS_CATEGORIES, OTHER_QUEUE
 from stream.metrics import COUNTS, SUMS

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import orjson
 
+from stream.kpi.event import MAX_FUTURE_MS, Event
 from stream.kpi.types import (
     AGENT_STATUSES,
     CHANNELS,
@@ -26,7 +27,6 @@ from stream.kpi.types import (
 from stream.kpi.windows import to_ms
 
 MAX_ID_LENGTH: Final = 128
-MAX_FUTURE_MS: Final = 300_000
 EARLIEST_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: anything older is a broken clock
 LATEST_MS: Final = 253_402_300_800_000  # year 10000
 RFC3339: Final = re.compile(
@@ -55,28 +55,6 @@ REASONS: Final[tuple[str, ...]] = (
     "key_mismatch",
     "future_timestamp",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None.
-
-    `entity_id` is the id its type names the entity by: `ticket_id`, `contact_id` or
-    `agent_id` (for `agent.status`, `agent_id` holds the same string).
-    """
-
-    event_id: str
-    type: str
-    entity_id: str
-    occurred_at: int
-    queue: str | None = None
-    channel: str | None = None
-    priority: str | None = None
-    agent_id: str | None = None
-    survey: str | None = None
-    score: int | None = None
-    status: str | None = None
-    team: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,7 @@ from hashlib import blake2b
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
-from stream.config import KpiConfig
-from stream.events import Event, Rejection, decode
+from stream.events import Rejection, decode
 from stream.kpi.agent import AgentKind
 from stream.kpi.contact import ContactKind
 from stream.kpi.contrib import Layout
@@ -38,6 +37,8 @@ from stream.kpi.entity import (
     partition_of,
     seen_count,
 )
+from stream.kpi.event import Event
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.ticket import TicketKind
 

@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.centre_metrics import CentreCollector
-from stream.config import KpiConfig
 from stream.events import Rejection, decode
 from stream.kpi.contrib import Layout
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import TOPIC_OF_TYPE
 from stream.metrics import exposition

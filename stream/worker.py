@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 from aiokafka.errors import KafkaError
 
-from stream.config import KpiConfig, Settings
+from stream.config import Settings
 from stream.kafka_client import log_to_stderr
+from stream.kpi.settings import KpiConfig
 from stream.processor import Processor
 from stream.runtime.logs import held_at_start
 from stream.runtime.loop import EntityProcessor, Runtime

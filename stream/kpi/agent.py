@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from stream.config import KpiConfig
-from stream.events import MAX_FUTURE_MS, Event
 from stream.kpi.centre import CentreSnapshot, Current
 from stream.kpi.entity import EntityRecord, Seen, fingerprint, unpack_seen
+from stream.kpi.event import MAX_FUTURE_MS, Event
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.types import AGENT_TOPICS
 from stream.kpi.windows import MINUTE_MS, window_buckets

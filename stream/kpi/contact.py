@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from stream.config import KpiConfig
-from stream.events import Event
 from stream.kpi.centre import (
     UNKNOWN_CONTACT_DIMS,
     CentreSnapshot,
@@ -27,6 +25,8 @@ from stream.kpi.centre import (
     zeros,
 )
 from stream.kpi.entity import EntityRecord, last_event_at_after_seen, pack_seen, unpack_seen
+from stream.kpi.event import Event
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.state import load_parts, parts_of
 from stream.kpi.types import CONTACT_TOPICS, UNASSIGNED

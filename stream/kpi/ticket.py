@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from stream.config import KpiConfig
-from stream.events import Event
 from stream.kpi.contrib import Contribution, Layout, contribution
 from stream.kpi.entity import (
     FINGERPRINT_BYTES,
@@ -29,7 +27,9 @@ from stream.kpi.entity import (
     pack_seen,
     unpack_seen,
 )
+from stream.kpi.event import Event
 from stream.kpi.index import KpiIndex
+from stream.kpi.settings import KpiConfig
 from stream.kpi.types import TICKET_TOPICS
 
 TABLE = "tickets"

@@ -42,8 +42,8 @@ from prom_harness import (
 )
 
 from kpi_devtools.simulate.generator import SimConfig, generate
-from stream.config import KpiConfig
 from stream.events import ENTITY_ID_FIELD
+from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import DEFAULT_FIRST_RESPONSE_S
 from stream.kpi.types import TOPIC_OF_TYPE
 from stream.processor import Processor

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from prom_harness import REPO, load_rules_generator
 
-from stream.config import KpiConfig, load_kpi_config
+from stream.config import load_kpi_config
+from stream.kpi.settings import KpiConfig
 
 POLICY = REPO / "deploy" / "policy.toml"
 # The levels chosen in docs/decisions/thresholds.md.

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.config import KpiConfig
-from stream.events import ENTITY_ID_FIELD, Event, decode
+from stream.events import ENTITY_ID_FIELD, decode
 from stream.kpi.entity import admit, fingerprint, has_seen
+from stream.kpi.event import Event
+from stream.kpi.settings import KpiConfig
 from stream.kpi.ticket import Ticket, apply, dumps, loads
 from stream.kpi.windows import to_ms
 from stream.report import BatchResult, prometheus_text, run_batch

@@ -13,13 +13,13 @@ import pytest
 from kpi_devtools.broker.harness import TlsFiles
 from stream.config import (
     TOP_LEVEL_KEYS,
-    KpiConfig,
     Settings,
     load_kpi_config,
     parse_kpi_config,
     settings_from_env,
 )
 from stream.errors import ConfigError, KpiStreamError
+from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import SlaPolicy
 
 

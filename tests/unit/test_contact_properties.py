@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kpi_helpers import DAY, HOUR, NOW, SECOND, report, to_event
 
-from stream.config import KpiConfig
 from stream.kpi import agent, contact
 from stream.kpi.agent import HORIZON_MS, Status, Timeline
+from stream.kpi.settings import KpiConfig
 from stream.kpi.types import TOPIC_OF_TYPE
 from stream.processor import Processor
 from stream.report import prometheus_text

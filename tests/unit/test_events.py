@@ -26,7 +26,8 @@ from kpi_helpers import (
     wrapped,
 )
 
-from stream.events import ENTITY_ID_FIELD, REASONS, Event, Rejection, decode
+from stream.events import ENTITY_ID_FIELD, REASONS, Rejection, decode
+from stream.kpi.event import Event
 from stream.kpi.types import DLQ_TOPIC, INPUT_TOPICS, TICKET_TOPICS, TOPIC_OF_TYPE
 
 T = "2026-11-22T09:00:00Z"

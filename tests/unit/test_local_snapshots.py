@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from kpi_helpers import HOUR, MINUTE, NOW, first_reply, line, opened, resolved
 
-from stream.config import KpiConfig
 from stream.kpi.contrib import Layout
 from stream.kpi.entity import partition_of
+from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import SlaPolicy
 from stream.processor import Processor
 from stream.runtime import snapshots

@@ -10,8 +10,8 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.config import KpiConfig
 from stream.kpi.entity import murmur2, partition_of
+from stream.kpi.settings import KpiConfig
 from stream.processor import Processor
 
 NOW = 1_795_000_000_000

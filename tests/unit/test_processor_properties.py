@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from kpi_helpers import DAY, HOUR, NOW, SECOND
 
-from stream.config import KpiConfig
 from stream.kpi.entity import split_seen
+from stream.kpi.settings import KpiConfig
 from stream.processor import Processor
 
 MAX_EVENTS = 6

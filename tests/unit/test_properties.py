@@ -26,10 +26,11 @@ from kpi_helpers import (
     report,
 )
 
-from stream.config import KpiConfig
-from stream.events import Event, decode
+from stream.events import decode
 from stream.kpi.contrib import Layout, contribution
+from stream.kpi.event import Event
 from stream.kpi.index import KpiIndex
+from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.ticket import Ticket

@@ -27,7 +27,7 @@ from kpi_helpers import (
 )
 
 from stream.cli import main
-from stream.config import KpiConfig
+from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import SlaPolicy
 from stream.report import prometheus_text, samples
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from kpi_devtools.simulate import SimConfig, SimulatedEvent, generate
-from stream.events import Event, Rejection, decode
+from stream.events import Rejection, decode
+from stream.kpi.event import Event
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR_MS = 3_600_000

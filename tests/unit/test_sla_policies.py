@@ -13,7 +13,8 @@ from kpi_helpers import HOUR, MINUTE, dims, exported, first_reply, key, opened, 
 from kpi_helpers import utc_ms as at
 
 from kpi_devtools.demo import DEMO_POLICY
-from stream.config import KpiConfig, load_kpi_config, parse_kpi_config
+from stream.config import load_kpi_config, parse_kpi_config
+from stream.kpi.settings import KpiConfig
 
 POLICY_FILE = {
     "calendars": {

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kpi_helpers import HOUR, MINUTE, NOW, SECOND, first_reply, opened, report, survey
 
-from stream.config import KpiConfig
 from stream.kpi.contrib import Layout
 from stream.kpi.gauges import total
+from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import SlaPolicy
 from stream.kpi.snapshot import Live, Snapshot
 from stream.kpi.types import UNKNOWN_DIMS

@@ -19,7 +19,8 @@ from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.config import KpiConfig, Settings
+from stream.config import Settings
+from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.processor import Processor
 from stream.runtime.loop import EntityProcessor
