@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from kpi_devtools.broker.harness import LocalBroker, free_ports
 from kpi_devtools.broker.topics import ensure_topics
@@ -262,7 +263,10 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._check_alive()
-            done = asyncio.run(group_committed(self.namespace.bootstrap, self.namespace.app_id))
+            try:
+                done = asyncio.run(group_committed(self.namespace.bootstrap, self.namespace.app_id))
+            except KafkaError:  # e.g. no group coordinator yet on a fresh broker
+                done = 0
             if done >= count:
                 return time.perf_counter(), done
             time.sleep(interval_s)

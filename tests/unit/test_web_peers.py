@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from stream.kpi.snapshot import Live, Snapshot
+from stream.web import peers as peers_module
 from stream.web.peers import (
     CLOCK_BAND_MS,
     PEER_PATH,
@@ -222,4 +223,40 @@ async def test_a_snapshot_is_reused_while_nothing_is_applied_and_retaken_once_so
     await asyncio.sleep(SNAPSHOT_CACHE_S + 0.01)
     third = (await view.current())[1]  # nothing applied, but the clock moved on
     assert third is not second and len(taken) == 3
+    await view.close()
+
+
+async def test_a_slow_snapshot_is_reused_for_four_times_as_long_as_it_took_up_to_250_ms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So scrapes take at most about a fifth of the worker's time (a clock of the test's)."""
+    clock = [100.0]
+    monkeypatch.setattr(peers_module, "monotonic", lambda: clock[0])
+    taken: list[int] = []
+
+    async def slow(now_ms: int) -> Snapshot:
+        taken.append(now_ms)
+        clock[0] += 0.03  # it takes 30 ms: reused for 120 ms
+        return part({0}, len(taken), now_ms)
+
+    view = PeerView(slow, lambda: [], "x", 1, None, CELL, lambda: len(taken))  # always changed
+    first = (await view.current())[1]
+    clock[0] += 0.1
+    assert (await view.current())[1] is first
+    clock[0] += 0.03
+    second = (await view.current())[1]
+    assert second is not first and len(taken) == 2
+    took_long = 0.2  # a snapshot of 200 ms is reused for 250 ms, not 800 ms
+
+    async def slower(now_ms: int) -> Snapshot:
+        taken.append(now_ms)
+        clock[0] += took_long
+        return part({0}, len(taken), now_ms)
+
+    view = PeerView(slower, lambda: [], "x", 1, None, CELL, lambda: len(taken))
+    third = (await view.current())[1]
+    clock[0] += SNAPSHOT_CACHE_S - 0.01
+    assert (await view.current())[1] is third
+    clock[0] += 0.02
+    assert (await view.current())[1] is not third
     await view.close()
