@@ -1,1 +1,1 @@
-"""Pure KPI domain: the contract's rules, with no Faust, Kafka or Prometheus imports."""
+"""Pure KPI domain: the contract's rules, with no Kafka, aiohttp or Prometheus imports."""
