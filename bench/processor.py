@@ -181,7 +181,8 @@ def restore_and_memory(quick: bool) -> list[Figure]:
     gc.collect()
     per_ticket = (rss() - before) / count
     changelog = {
-        p: [(k.encode(), v) for k, v in processor.records("tickets", p)] for p in range(PARTITIONS)
+        p: [(k.encode(), v) for k, v in processor.records("tickets", p).items()]
+        for p in range(PARTITIONS)
     }
     size = sum(len(k) + len(v) for records in changelog.values() for k, v in records)
     expected = processor.snapshot(now_ms)

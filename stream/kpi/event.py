@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 # How far ahead of the clock an event's `occurred_at` may be (contract section 1).
 MAX_FUTURE_MS: Final = 300_000
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A valid event. Times are epoch milliseconds (UTC); type-specific fields or None.
 
     `entity_id` is the id its type names the entity by: `ticket_id`, `contact_id` or
-    `agent_id` (for `agent.status`, `agent_id` holds the same string).
+    `agent_id` (for `agent.status`, `agent_id` holds the same string). A named tuple, not
+    a frozen dataclass: one is made per message, at a third of the cost.
     """
 
     event_id: str

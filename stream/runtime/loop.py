@@ -33,6 +33,7 @@ from stream.events import Rejection
 from stream.kafka_client import bootstrap_servers, client_security
 from stream.kpi.contrib import Layout
 from stream.kpi.snapshot import Snapshot
+from stream.kpi.state import paused_gc
 from stream.kpi.types import DLQ_TOPIC
 from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
@@ -79,9 +80,9 @@ class EntityProcessor(Protocol):
     def restore(
         self, table: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
     ) -> None: ...
-    def records(self, table: str, partition: int) -> list[tuple[str, bytes]]: ...
+    def records(self, table: str, partition: int) -> dict[str, bytes]: ...
     def index_state(
-        self, table: str, records: list[tuple[str, bytes]], now_ms: int
+        self, table: str, records: dict[str, bytes], now_ms: int
     ) -> list[object] | None: ...
     def live_index_state(self, table: str, partition: int, now_ms: int) -> list[object] | None: ...
     def load(
@@ -547,15 +548,24 @@ class Runtime:
         table: str,
         partition: int,
         offset: int,
-        records: list[tuple[str, bytes]],
+        records: dict[str, bytes],
         index: list[object] | None,
     ) -> int:
-        """Write a snapshot file; without `index`, build the index of the records copy."""
-        if index is None:
-            index = self.processor.index_state(table, records, now_ms())
-        return snapshots.write(
-            self.snapshot_dir, table, partition, offset, records, index, self.processor.state_key
-        )
+        """Write a snapshot file; without `index`, build the index of the records copy.
+        With the garbage collector paused: what it allocates dies at the end, and a
+        collection in this thread would hold up the event loop too."""
+        with paused_gc():
+            if index is None:
+                index = self.processor.index_state(table, records, now_ms())
+            return snapshots.write(
+                self.snapshot_dir,
+                table,
+                partition,
+                offset,
+                records,
+                index,
+                self.processor.state_key,
+            )
 
     async def _load_positions(self, assigned: set[TopicPartition]) -> None:
         """Next offset to apply per input partition: the committed one, else the beginning.

@@ -14,6 +14,7 @@ must not come back from an old file.
 
 from __future__ import annotations
 
+import itertools
 import marshal
 import os
 import struct
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+
+from stream.kpi.state import paused_gc
 
 MAX_AGE_S: Final = 12 * 3600.0
 LENGTH: Final = struct.Struct(">I")
@@ -49,7 +52,7 @@ def write(
     table: str,
     partition: int,
     offset: int,
-    records: list[tuple[str, bytes]],
+    records: dict[str, bytes],
     index: list[object] | None,
     state_key: str,
 ) -> int:
@@ -57,9 +60,10 @@ def write(
     directory.mkdir(parents=True, exist_ok=True)
     target = path_of(directory, table, partition)
     temporary = target.with_suffix(".tmp")
+    items = iter(records.items())
     chunks = [
-        dict(records[start : start + RECORDS_PER_PART])
-        for start in range(0, len(records), RECORDS_PER_PART)
+        dict(itertools.islice(items, RECORDS_PER_PART))
+        for _ in range(0, len(records), RECORDS_PER_PART)
     ]
     header = {
         "offset": offset,
@@ -91,10 +95,11 @@ def read(directory: Path, table: str, partition: int) -> Snapshot | None:
             return None
         parts = _parts(memoryview(data), end + 1)
         records: dict[str, bytes] = {}
-        for _ in range(int(header["record_parts"])):
-            records.update(next(parts))
-        count = header["index_parts"]
-        index = None if count is None else [next(parts) for _ in range(int(count))]
+        with paused_gc():
+            for _ in range(int(header["record_parts"])):
+                records.update(next(parts))
+            count = header["index_parts"]
+            index = None if count is None else [next(parts) for _ in range(int(count))]
         if list(parts):
             raise ValueError("more parts than the header says")
         return Snapshot(int(header["offset"]), records, index, str(header["state_key"]))

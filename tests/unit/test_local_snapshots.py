@@ -109,7 +109,7 @@ def test_an_index_saved_under_another_policy_is_rebuilt_from_the_records(tmp_pat
         snapshot = snapshots.read(tmp_path, "tickets", partition)
         assert snapshot is not None
         warm.load("tickets", partition, snapshot.records, snapshot.index, snapshot.state_key)
-        records = [(k.encode(), v) for k, v in live.records("tickets", partition)]
+        records = [(k.encode(), v) for k, v in live.records("tickets", partition).items()]
         cold.restore("tickets", partition, records)
     warm.assign(range(PARTITIONS))
     cold.assign(range(PARTITIONS))

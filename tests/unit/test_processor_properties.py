@@ -208,7 +208,7 @@ def state(processor: Processor, partitions: int) -> dict[tuple[str, int, str], A
     for table in processor.tables:
         loads = processor.kinds[table].loads
         for partition in range(partitions):
-            for key, raw in processor.records(table, partition):
+            for key, raw in processor.records(table, partition).items():
                 record = loads(raw)
                 seen = record.seen
                 record.seen = b""
