@@ -311,10 +311,11 @@ class Processor:
         (a scrape at the 100-queue cap must not hold up the batch loop)."""
         merged = Snapshot(now_ms)
         for partition in sorted(self.assigned):
-            for indexes in self._indexes.values():
-                index = indexes.get(partition)
-                if index is not None:
-                    index.add_to(merged)
+            with paused_gc():  # the cells added live on: the collector would walk them again
+                for indexes in self._indexes.values():
+                    index = indexes.get(partition)
+                    if index is not None:
+                        index.add_to(merged)
             merged.partitions = merged.partitions | {partition}
             yield
         return merged

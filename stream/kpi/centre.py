@@ -7,8 +7,9 @@ up across partitions and workers like it, and the KPI ratios come from the merge
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import add
 from typing import Any, Final
 
 from stream.kpi.contrib import Layout
@@ -94,13 +95,19 @@ def zeros() -> list[int]:
     return [0] * Slot.SIZE
 
 
-def add_into(into: dict[Any, list[int]], key: Any, cell: Iterable[int], sign: int = 1) -> None:
-    """Add `cell` (times `sign`) into `into[key]`."""
-    current_cell = into.get(key)
-    if current_cell is None:
-        into[key] = [sign * v for v in cell]
+def add_into(into: dict[Any, list[int]], key: Any, cell: list[int]) -> None:
+    """Add `cell` into `into[key]` in place; a key seen first gets a copy of `cell`.
+
+    So `into` owns every list it holds (a snapshot's cells are never shared), and adding
+    a partition's cell into a merged snapshot allocates nothing.
+    """
+    current = into.get(key)
+    if current is None:
+        into[key] = cell.copy()
+    elif len(current) != len(cell):
+        raise ValueError(f"cells of {key!r} differ in length: {len(current)} and {len(cell)}")
     else:
-        into[key] = [a + sign * v for a, v in zip(current_cell, cell, strict=True)]
+        current[:] = map(add, current, cell)
 
 
 @dataclass

@@ -150,8 +150,11 @@ class KpiIndex:
                     into[dims] = [a + b for a, b in zip(theirs, mine, strict=True)]
         for name, agent_totals in self.agent_totals.items():
             into_agents = snap.centre.tickets_by_agent[name]
-            for agent in self.buckets_of_agent:
-                add_into(into_agents, agent, agent_totals.get(agent) or [0] * size)
+            for agent, mine in agent_totals.items():
+                add_into(into_agents, agent, mine)
+            # Every agent seen gets a cell, zeros included (those with totals are among them).
+            for agent in self.buckets_of_agent.keys() - into_agents.keys():
+                into_agents[agent] = [0] * size
         live = snap.live
         for dims in seen | self.open.keys():
             mine_live = self._live(dims, now_ms)

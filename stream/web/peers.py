@@ -118,26 +118,34 @@ class PeerView:
             return local, system
 
     async def system(self, local: Snapshot) -> Snapshot:
-        """`local` merged with every peer's snapshot at the same instant.
+        """`local` merged with every peer's snapshot at the same instant; `local` itself
+        when no peer's is merged (a copy of thousands of agents' cells would hold up the
+        batch loop for nothing).
 
         A peer's snapshot is merged only when its partitions are real partition numbers
         that no one else reported; anything else is logged and left out (incomplete).
         """
-        system = Snapshot(local.now_ms)
-        system.merge(local)
         urls = sorted({u.rstrip("/") for u in self.peers()} - {self.own_url})
         parts = await asyncio.gather(*(self._ask(url, local.now_ms) for url in urls))
+        reported = local.partitions
+        fitting: list[Snapshot] = []
         for url, part in zip(urls, parts, strict=True):
             if part is None:
                 continue
             if not part.partitions <= set(range(self.partitions)):
                 log.warning("peer %s reported partitions outside 0..%d", url, self.partitions - 1)
-            elif part.partitions & system.partitions:
+            elif part.partitions & reported:
                 log.warning("partitions %s reported twice; skipped", sorted(part.partitions))
             elif not self._fits(part):
                 log.warning("peer %s sent a snapshot of another shape; skipped", url)
             else:
-                system.merge(part)
+                reported = reported | part.partitions
+                fitting.append(part)
+        if not fitting:
+            return local
+        system = Snapshot(local.now_ms)
+        for part in (local, *fitting):
+            system.merge(part)
         return system
 
     def _fits(self, part: Snapshot) -> bool:
