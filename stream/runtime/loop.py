@@ -235,9 +235,12 @@ class Runtime:
             elif loop.exception() is not None:
                 raise loop.exception()  # type: ignore[misc]
         finally:
-            for task in (loop, stopped, *timers):
-                task.cancel()
-            await asyncio.gather(loop, stopped, *timers, return_exceptions=True)
+            tasks = (loop, stopped, *timers)
+            while not all(task.done() for task in tasks):  # a cancel can be swallowed (3.11)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks, timeout=1.0)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self) -> None:
         """Ask `run` to return after the current batch."""
@@ -570,7 +573,10 @@ class Runtime:
     async def _load_positions(self, assigned: set[TopicPartition]) -> None:
         """Next offset to apply per input partition: the committed one, else the beginning.
 
-        Records a getmany fetched before the assignment are applied only from there.
+        The consumer is sought there too. aiokafka may fetch a new partition before this
+        callback runs, and the loop skips records of partitions that are not ours yet: the
+        seek fetches them again, so none is lost. Records fetched before it and applied
+        after it are skipped by offset when they come again.
         """
         inputs = [tp for tp in assigned if tp.topic in self.input_topics]
         committed = await asyncio.gather(*(self.consumer.committed(tp) for tp in inputs))
@@ -580,6 +586,8 @@ class Runtime:
             tp: offset if offset is not None else beginnings[tp]
             for tp, offset in zip(inputs, committed, strict=True)
         }
+        for tp, offset in self.positions.items():
+            self.consumer.seek(tp, offset)
 
     # -- timers --------------------------------------------------------------------------
 
@@ -614,7 +622,10 @@ class Runtime:
         """
         owned = list(self.positions) or [TopicPartition(self.input_topics[0], 0)]
         try:
-            highwaters = await asyncio.wait_for(self.consumer.end_offsets(owned), BROKER_LOST_S / 3)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that meets the answer, and this timer then outlived a failing worker's `run`.
+            async with asyncio.timeout(BROKER_LOST_S / 3):
+                highwaters = await self.consumer.end_offsets(owned)
         except (KafkaError, TimeoutError) as exc:
             log.debug("high watermarks not refreshed: %r", exc)
             return
