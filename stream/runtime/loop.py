@@ -40,6 +40,7 @@ from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
 from stream.runtime.pipeline import Offsets, Pipeline, Send
 from stream.runtime.recovery import Records, read_changelogs
+from stream.runtime.standby import Standbys
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +140,20 @@ def now_ms() -> int:
 class Runtime:
     """One worker's Kafka side. `start`, then `run` until `stop` (or a failure)."""
 
-    def __init__(self, settings: Settings, processor: EntityProcessor) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processor: EntityProcessor,
+        standby: EntityProcessor | None = None,
+    ) -> None:
+        """`standby`: a processor of its own for warm standby partitions (None: none kept)."""
         self.settings = settings
         self.processor = processor
         prefix = settings.topic_prefix
         self.input_topics = tuple(prefix + t for t in processor.topics)
         self.dlq_topic = prefix + DLQ_TOPIC
         self.changelogs = {t: f"{settings.app_id}-{t}-changelog" for t in processor.tables}
-        self.assignor = CoPartitionAssignor(settings.web_url)
+        self.assignor = CoPartitionAssignor(settings.web_url, settings.standby_replicas)
         self.snapshot_dir = settings.data_dir / settings.app_id
         self.lock = asyncio.Lock()
         self.owned: frozenset[int] = frozenset()
@@ -180,6 +187,20 @@ class Runtime:
             fetch_max_bytes=64 * 1024 * 1024,
             **common,
         )
+        self.standbys = (
+            None
+            if standby is None
+            else Standbys(
+                AIOKafkaConsumer(
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_partition_fetch_bytes=16 * 1024 * 1024,
+                    **common,
+                ),
+                standby,
+                self.changelogs,
+            )
+        )
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=5, max_batch_size=1024 * 1024, **common
         )
@@ -204,6 +225,8 @@ class Runtime:
         self.dlq_partitions = counts[self.dlq_topic]
         await self.producer.start()
         await self.restorer.start()
+        if self.standbys is not None:
+            await self.standbys.consumer.start()
         await self.consumer.start()
         self.consumer.subscribe(self.input_topics, listener=_Listener(self))
 
@@ -214,6 +237,8 @@ class Runtime:
             asyncio.create_task(self._every(self._sweep_interval(), self._sweep)),
             asyncio.create_task(self._every(SNAPSHOT_INTERVAL_S, self.save_snapshots)),
         ]
+        if self.standbys is not None:
+            timers.append(asyncio.create_task(self.standbys.run()))
         loop = asyncio.create_task(self._loop())
         stopped: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
         failed = self.pipeline.failed
@@ -257,7 +282,8 @@ class Runtime:
         async with self.lock:
             self.serving = False
         await self.pipeline.close()
-        for client in (self.consumer, self.restorer, self.producer):
+        standby = () if self.standbys is None else (self.standbys.consumer,)
+        for client in (self.consumer, self.restorer, *standby, self.producer):
             try:
                 await client.stop()
             except KafkaError as exc:
@@ -457,6 +483,8 @@ class Runtime:
             self.owned = numbers
             await self._load_positions(assigned)
             self.serving = True
+            if self.standbys is not None:
+                await self.standbys.follow(set(self.assignor.standby) - numbers)
             log.info(
                 "assigned partitions %s (%d records restored for %s) in %.2f s",
                 sorted(numbers),
@@ -479,11 +507,12 @@ class Runtime:
         table_of = {topic: table for table, topic in self.changelogs.items()}
         tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in partitions]
         ends = await self.consumer.end_offsets(tps) if tps else {}
+        warm = await self.standbys.take(partitions) if self.standbys is not None else {}
         starts = {}
         count = 0
         for tp in tps:
             table = table_of[tp.topic]
-            snapshot = await asyncio.to_thread(
+            snapshot = warm.get(tp) or await asyncio.to_thread(
                 snapshots.read, self.snapshot_dir, table, tp.partition
             )
             if snapshot is None or snapshot.offset > ends[tp]:  # none, too old, or a new topic
@@ -499,6 +528,13 @@ class Runtime:
             self.processor.restore(table_of[tp.topic], tp.partition, records)
 
         tail = await read_changelogs(self.restorer, starts, apply)
+        if warm:
+            log.info(
+                "partitions %s taken over from standby (%d records, %d indexed)",
+                sorted({tp.partition for tp in warm}),
+                sum(len(s.records) for s in warm.values()),
+                sum(s.index is not None for s in warm.values()),
+            )
         log.info("restored %d records from local snapshots and %d from changelogs", count, tail)
         return count + tail
 
