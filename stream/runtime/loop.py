@@ -528,13 +528,6 @@ class Runtime:
             self.processor.restore(table_of[tp.topic], tp.partition, records)
 
         tail = await read_changelogs(self.restorer, starts, apply)
-        if warm:
-            log.info(
-                "partitions %s taken over from standby (%d records, %d indexed)",
-                sorted({tp.partition for tp in warm}),
-                sum(len(s.records) for s in warm.values()),
-                sum(s.index is not None for s in warm.values()),
-            )
         log.info("restored %d records from local snapshots and %d from changelogs", count, tail)
         return count + tail
 

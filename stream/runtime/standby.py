@@ -97,6 +97,13 @@ class Standbys:
                 taken[tp] = Snapshot(
                     self.positions.pop(tp), records, index, self.processor.state_key
                 )
+            if numbers:
+                log.info(
+                    "partitions %s taken over from standby (%d records; index kept for %s)",
+                    sorted(numbers),
+                    sum(len(s.records) for s in taken.values()),
+                    sorted(numbers & self.indexed),
+                )
             self.processor.revoke(numbers)
             self.indexed -= numbers
             self._reassign()
