@@ -94,6 +94,7 @@ class EntityProcessor(Protocol):
         state: list[object] | None,
         state_key: str,
     ) -> None: ...
+    def move_to(self, other: Any, partition: int) -> None: ...
     def assign(self, partitions: Iterable[int]) -> None: ...
     def revoke(self, partitions: Iterable[int]) -> None: ...
     def expire(self, now_ms: int) -> list[tuple[str, int, str]]: ...
@@ -507,12 +508,15 @@ class Runtime:
         table_of = {topic: table for table, topic in self.changelogs.items()}
         tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in partitions]
         ends = await self.consumer.end_offsets(tps) if tps else {}
-        warm = await self.standbys.take(partitions) if self.standbys is not None else {}
+        warm = {} if self.standbys is None else await self.standbys.take(partitions, self.processor)
         starts = {}
         count = 0
         for tp in tps:
+            if tp in warm:  # taken over from a standby: only the tail after its offset
+                starts[tp] = warm[tp]
+                continue
             table = table_of[tp.topic]
-            snapshot = warm.get(tp) or await asyncio.to_thread(
+            snapshot = await asyncio.to_thread(
                 snapshots.read, self.snapshot_dir, table, tp.partition
             )
             if snapshot is None or snapshot.offset > ends[tp]:  # none, too old, or a new topic

@@ -8,8 +8,9 @@ and never swept (the owner writes the tombstones, which arrive here like any rec
 Once a partition has read its changelogs to the end, its KPI index is built in a thread
 and from then on kept exact by each record that follows (`Processor.restore` on an
 indexed partition). When a rebalance makes a standby partition active here, `take`
-hands over its records, index and changelog offsets as a `snapshots.Snapshot`, and the
-runtime reads only the changelog after them, as after a local snapshot file.
+moves its records and index objects into the serving processor (`Processor.move_to`: no
+copy) and gives its changelog offsets, and the runtime reads only the changelog after
+them, as after a local snapshot file.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from stream.kpi.state import paused_gc
-from stream.runtime.recovery import RESTORE_BATCH
-from stream.runtime.snapshots import Snapshot
 
 if TYPE_CHECKING:
     from stream.runtime.loop import EntityProcessor
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_MS: Final = 200
+# Records applied per turn of the event loop: with the index kept, ~12 us each (so ~25 ms).
+BATCH: Final = 2_000
 
 
 def wall_ms() -> int:
@@ -78,36 +79,33 @@ class Standbys:
             if dropped or wanted:
                 log.info("standby partitions %s (dropped %s)", sorted(wanted), sorted(dropped))
 
-    async def take(self, partitions: Iterable[int]) -> dict[TopicPartition, Snapshot]:
-        """Hand over standby partitions that become active here: per changelog partition
-        its records, its index (None while not built) and the offset they are complete
-        up to. They are no longer kept here."""
+    async def take(
+        self, partitions: Iterable[int], into: EntityProcessor
+    ) -> dict[TopicPartition, int]:
+        """Move standby partitions that become active here into `into`: their records and,
+        once built, their indexes (no copy). Returns the changelog offset each changelog
+        partition is complete up to; they are no longer kept here."""
         async with self.lock:
             numbers = frozenset(partitions) & self.partitions
-            now = self.clock()
-            taken = {}
-            for tp in [tp for tp in self.positions if tp.partition in numbers]:
-                table, partition = self.table_of[tp.topic], tp.partition
-                index = (
-                    self.processor.live_index_state(table, partition, now)
-                    if partition in self.indexed
-                    else None
-                )
-                records = self.processor.records(table, partition)
-                taken[tp] = Snapshot(
-                    self.positions.pop(tp), records, index, self.processor.state_key
-                )
+            offsets = {tp: n for tp, n in self.positions.items() if tp.partition in numbers}
+            records = sum(
+                len(self.processor.records(table, p))
+                for table in self.table_of.values()
+                for p in numbers
+            )
+            for partition in numbers:
+                self.processor.move_to(into, partition)
             if numbers:
                 log.info(
                     "partitions %s taken over from standby (%d records; index kept for %s)",
                     sorted(numbers),
-                    sum(len(s.records) for s in taken.values()),
+                    records,
                     sorted(numbers & self.indexed),
                 )
-            self.processor.revoke(numbers)
+            self.positions = {tp: n for tp, n in self.positions.items() if tp not in offsets}
             self.indexed -= numbers
             self._reassign()
-            return taken
+            return offsets
 
     async def run(self) -> None:
         """Tail the standby changelogs until cancelled; an unexpected error ends it."""
@@ -117,7 +115,7 @@ class Standbys:
 
     async def poll(self) -> None:
         """Apply what the consumer fetched; index the partitions that caught up."""
-        batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=RESTORE_BATCH)
+        batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH)
         async with self.lock:
             self._apply(batch)
             await self._index_caught_up()

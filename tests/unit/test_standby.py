@@ -19,7 +19,6 @@ from kpi_helpers import HOUR, MINUTE, NOW, first_reply, line, opened, resolved
 from stream.kpi.entity import partition_of
 from stream.kpi.settings import KpiConfig
 from stream.processor import Processor
-from stream.runtime.snapshots import Snapshot
 from stream.runtime.standby import Standbys
 
 UTC = ZoneInfo("UTC")
@@ -108,15 +107,26 @@ def cold_restore(changelogs: FakeChangelogs) -> Processor:
     return cold
 
 
-def promoted(taken: dict[TopicPartition, Snapshot], changelogs: FakeChangelogs) -> Processor:
-    """What the runtime does with a standby it takes over: load it, read the tail, serve."""
+async def promoted(
+    standbys: Standbys, partitions: list[int], changelogs: FakeChangelogs
+) -> Processor:
+    """What the runtime does with standbys it takes over: move them in, read the tail, serve."""
     active = Processor(KpiConfig(), UTC, PARTITIONS)
-    for tp, snapshot in taken.items():
-        table = TABLE_OF[tp.topic]
-        active.load(table, tp.partition, snapshot.records, snapshot.index, snapshot.state_key)
-        active.restore(table, tp.partition, changelogs.log.get(tp, [])[snapshot.offset :])
-    active.assign(range(PARTITIONS))
+    offsets = await standbys.take(partitions, active)
+    assert {tp.partition for tp in offsets} == set(partitions)
+    for tp, offset in offsets.items():
+        active.restore(TABLE_OF[tp.topic], tp.partition, changelogs.log.get(tp, [])[offset:])
+    active.assign(partitions)
     return active
+
+
+def started() -> tuple[Processor, FakeChangelogs, Standbys]:
+    """A live processor serving every partition, its changelogs, and a standby tailing them."""
+    live = Processor(KpiConfig(), UTC, PARTITIONS)
+    live.assign(range(PARTITIONS))
+    changelogs = FakeChangelogs()
+    standby = Processor(KpiConfig(), UTC, PARTITIONS)
+    return live, changelogs, Standbys(changelogs, standby, CHANGELOGS, lambda: NOW)  # type: ignore[arg-type]
 
 
 async def tail(standbys: Standbys, polls: int) -> None:
@@ -125,14 +135,9 @@ async def tail(standbys: Standbys, polls: int) -> None:
 
 
 def test_promotion_of_an_indexed_standby_equals_a_cold_restore() -> None:
-    live = Processor(KpiConfig(), UTC, PARTITIONS)
-    live.assign(range(PARTITIONS))
-    changelogs = FakeChangelogs()
-    standbys = Standbys(
-        changelogs, Processor(KpiConfig(), UTC, PARTITIONS), CHANGELOGS, lambda: NOW
-    )  # type: ignore[arg-type]
+    live, changelogs, standbys = started()
 
-    async def scenario() -> dict[TopicPartition, Snapshot]:
+    async def scenario() -> Processor:
         await standbys.follow([0, 1])
         write_events(live, changelogs, 0, 30)
         changelogs.publish()
@@ -143,59 +148,42 @@ def test_promotion_of_an_indexed_standby_equals_a_cold_restore() -> None:
         await tail(standbys, 40)
         write_events(live, changelogs, 40, 50)  # the tail the promotion reads
         changelogs.publish()
-        return await standbys.take([0, 1])
+        behind = [changelogs.published[tp] - n for tp, n in standbys.positions.items() if n]
+        assert sum(behind) > 0
+        kept = standbys.processor._indexes["tickets"][0]
+        active = await promoted(standbys, [0, 1], changelogs)
+        assert active._indexes["tickets"][0] is kept  # moved, not rebuilt
+        return active
 
-    taken = asyncio.run(scenario())
-    tickets = {tp.partition: s for tp, s in taken.items() if tp.topic == TICKETS}
-    assert all(s.index is not None for s in tickets.values())  # no rebuild on promotion
-    behind = sum(
-        len(changelogs.log[tp]) - s.offset for tp, s in taken.items() if tp.topic == TICKETS
-    )
-    assert behind > 0  # the tail after the standby's offsets is read by the promotion
-    assert (
-        promoted(taken, changelogs).snapshot(NOW)
-        == cold_restore(changelogs).snapshot(NOW)
-        == live.snapshot(NOW)
-    )
+    active = asyncio.run(scenario())
+    assert active.snapshot(NOW) == cold_restore(changelogs).snapshot(NOW) == live.snapshot(NOW)
+    assert active.snapshot(NOW).live[("billing", "email", "normal")].open > 0
     assert standbys.partitions == frozenset()
     assert standbys.processor.records("tickets", 0) == {}
 
 
 def test_promotion_of_a_standby_still_catching_up_equals_a_cold_restore() -> None:
-    live = Processor(KpiConfig(), UTC, PARTITIONS)
-    live.assign(range(PARTITIONS))
-    changelogs = FakeChangelogs()
-    standbys = Standbys(
-        changelogs, Processor(KpiConfig(), UTC, PARTITIONS), CHANGELOGS, lambda: NOW
-    )  # type: ignore[arg-type]
+    live, changelogs, standbys = started()
 
-    async def scenario() -> dict[TopicPartition, Snapshot]:
+    async def scenario() -> Processor:
         await standbys.follow([0, 1])
         write_events(live, changelogs, 0, 30)
         changelogs.publish()
         await tail(standbys, 2)  # part of the way: no index yet
         assert standbys.indexed == set()
-        return await standbys.take([1])
+        assert standbys.processor.records("tickets", 1) != {}
+        return await promoted(standbys, [1], changelogs)
 
-    taken = asyncio.run(scenario())
-    assert {tp.partition for tp in taken} == {1}
-    assert taken[TopicPartition(TICKETS, 1)].index is None
+    active = asyncio.run(scenario())
     assert standbys.partitions == frozenset({0})
-    active = promoted(taken, changelogs)
     cold = cold_restore(changelogs)
-    active.revoke([0])
     cold.revoke([0])
     assert active.snapshot(NOW) == cold.snapshot(NOW)
     assert active.snapshot(NOW).partitions == frozenset({1})
 
 
 def test_standbys_no_longer_assigned_are_dropped() -> None:
-    live = Processor(KpiConfig(), UTC, PARTITIONS)
-    live.assign(range(PARTITIONS))
-    changelogs = FakeChangelogs()
-    standbys = Standbys(
-        changelogs, Processor(KpiConfig(), UTC, PARTITIONS), CHANGELOGS, lambda: NOW
-    )  # type: ignore[arg-type]
+    live, changelogs, standbys = started()
 
     async def scenario() -> None:
         await standbys.follow([0, 1])
