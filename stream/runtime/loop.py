@@ -39,7 +39,7 @@ from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
 from stream.runtime.pipeline import Offsets, Pipeline, Send
-from stream.runtime.recovery import Records, read_changelogs
+from stream.runtime.recovery import Records, in_child, read_changelogs, spare_cores
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ SWEEP_INTERVAL_S: Final = 600.0
 SNAPSHOT_INTERVAL_S: Final = 300.0
 RETRY_S: Final = 1.0
 STOP_GRACE_S: Final = 20.0  # to finish the current batch on SIGTERM
+FORKED_INDEX_MIN_RECORDS: Final = 10_000  # a smaller table partition is indexed in-process
 
 
 class EntityProcessor(Protocol):
@@ -493,7 +494,11 @@ class Runtime:
 
     async def _restore(self, partitions: frozenset[int]) -> int:
         """Load `partitions` into the processor: the local snapshot if there is a usable
-        one, then the changelog from its offset (from the start without one) to the end."""
+        one, then the changelog from its offset (from the start without one) to the end.
+
+        The changelogs are read one partition at a time; the index of a table partition
+        read whole from its changelog is built in a child process (`_index_in_child`)
+        while the next partition is read: the rebuild is CPU-bound, as the read is."""
         table_of = {topic: table for table, topic in self.changelogs.items()}
         tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in partitions]
         started = time.monotonic()
@@ -514,22 +519,55 @@ class Runtime:
             )
             count += len(snapshot.records)
             starts[tp] = snapshot.offset
+        loaded = time.monotonic()
 
         def apply(tp: TopicPartition, records: Records) -> None:
             self.processor.restore(table_of[tp.topic], tp.partition, records)
 
-        loaded = time.monotonic()
-        tail = await read_changelogs(self.restorer, starts, apply)
+        tail = 0
+        builds = []
+        cores = asyncio.Semaphore(max(1, spare_cores()))
+        for partition in sorted(partitions):
+            mine = {tp: start for tp, start in starts.items() if tp.partition == partition}
+            tail += await read_changelogs(self.restorer, mine, apply)
+            if spare_cores():
+                builds += [
+                    asyncio.create_task(self._index_in_child(table_of[tp.topic], partition, cores))
+                    for tp, start in mine.items()
+                    if start == 0
+                ]
+        read = time.monotonic()
+        await asyncio.gather(*builds)
         log.info(
             "restored %d records from local snapshots and %d from changelogs "
-            "(end offsets %.2f s, snapshots %.2f s, changelogs %.2f s)",
+            "(end offsets %.2f s, snapshots %.2f s, changelogs %.2f s, then %d indexes built "
+            "in child processes %.2f s)",
             count,
             tail,
             ended - started,
             loaded - ended,
-            time.monotonic() - loaded,
+            read - loaded,
+            len(builds),
+            time.monotonic() - read,
         )
         return count + tail
+
+    async def _index_in_child(self, table: str, partition: int, cores: asyncio.Semaphore) -> None:
+        """Build the index of a restored table partition in a child process, one child per
+        spare core at a time, and hand it to the processor with the records (which nothing
+        changes meanwhile: the lock is held). A small partition, or a failed child, is left
+        to `processor.assign`, which builds it here."""
+        async with cores:
+            records = self.processor.records(table, partition)
+            if len(records) < FORKED_INDEX_MIN_RECORDS:
+                return
+            built_at = now_ms()
+            try:
+                index = await in_child(lambda: self.processor.index_state(table, records, built_at))
+            except (OSError, EOFError) as exc:
+                log.warning("index of %s[%d] not built in a child: %r", table, partition, exc)
+                return
+            self.processor.load(table, partition, records, index, self.processor.state_key)
 
     async def save_snapshots(self) -> None:
         """Write a local snapshot of every served table partition with its changelog offset.
