@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from stream.events import Rejection, decode
 from stream.kpi.agent import AgentKind
+from stream.kpi.centre import CentreSnapshot
 from stream.kpi.contact import ContactKind
 from stream.kpi.contrib import Layout
 from stream.kpi.entity import (
@@ -296,9 +297,10 @@ class Processor:
                     removed.append((table, partition, key))
         return removed
 
-    def snapshot(self, now_ms: int) -> Snapshot:
-        """The merged snapshot of every owned partition at `now_ms` (queues not yet capped)."""
-        steps = self.snapshot_steps(now_ms)
+    def snapshot(self, now_ms: int, per_agent: bool = True) -> Snapshot:
+        """The merged snapshot of every owned partition at `now_ms` (queues not yet capped);
+        the per-agent cells only when `per_agent` (`stream.kpi.centre.CentreSnapshot`)."""
+        steps = self.snapshot_steps(now_ms, per_agent)
         while True:
             try:
                 next(steps)
@@ -306,10 +308,12 @@ class Processor:
                 snapshot: Snapshot = done.value
                 return snapshot
 
-    def snapshot_steps(self, now_ms: int) -> Generator[None, None, Snapshot]:
+    def snapshot_steps(
+        self, now_ms: int, per_agent: bool = True
+    ) -> Generator[None, None, Snapshot]:
         """`snapshot` one partition at a time: the caller may run other work at each yield
         (a scrape at the 100-queue cap must not hold up the batch loop)."""
-        merged = Snapshot(now_ms)
+        merged = Snapshot(now_ms, centre=CentreSnapshot(per_agent=per_agent))
         for partition in sorted(self.assigned):
             with paused_gc():  # the cells added live on: the collector would walk them again
                 for indexes in self._indexes.values():

@@ -148,7 +148,7 @@ class KpiIndex:
                     into[dims] = [0] * size if mine is None else mine.copy()
                 elif mine is not None:
                     into[dims] = [a + b for a, b in zip(theirs, mine, strict=True)]
-        for name, agent_totals in self.agent_totals.items():
+        for name, agent_totals in self.agent_totals.items() if snap.centre.per_agent else ():
             into_agents = snap.centre.tickets_by_agent[name]
             for agent, mine in agent_totals.items():
                 add_into(into_agents, agent, mine)
