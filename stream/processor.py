@@ -38,6 +38,7 @@ from stream.kpi.entity import (
     seen_count,
 )
 from stream.kpi.event import Event
+from stream.kpi.index import STATE_LAYOUT
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.state import paused_gc
@@ -85,8 +86,10 @@ class Processor:
         self.config = config
         self.partitions = partitions
         self.kinds: dict[str, Kind] = {k.table: k for k in (make(config, tz) for make in KINDS)}
-        # Index states saved under another policy or time zone are not used.
-        self.state_key = blake2b(f"{config!r} {tz.key}".encode(), digest_size=16).hexdigest()
+        # Index states saved under another policy, time zone or index layout are not used.
+        self.state_key = blake2b(
+            f"{config!r} {tz.key} {STATE_LAYOUT}".encode(), digest_size=16
+        ).hexdigest()
         self.kind_of_topic = {t: k for k in self.kinds.values() for t in k.topics}
         self.tables = tuple(self.kinds)
         self.topics = tuple(self.kind_of_topic)
