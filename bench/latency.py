@@ -17,19 +17,39 @@ its duration is the further delay until a scrape shows the snapshot.
 If the worker cannot keep up, the lag grows without bound and the latency only measures how
 long the run was: then the figure is the lag growth, and the latency is measured again at a
 rate the worker sustains.
+
+    python -m bench.latency --agents 200     # the same events, agent ids folded onto 200
+    python -m bench.latency --in-process     # no broker: what a scrape costs the worker
+
+The simulator names one agent per 8 tickets of its peak hour: 31,250 agents for the
+events of a full run, since 5,000 events/s is a very large centre. `--agents N` keeps every
+event and its timing and renames agent `agent-K` to `agent-(K mod N)`, for a floor of N
+agents (the per-agent state grows with the agents, not with the events).
+
+`--in-process` applies the same events to a `Processor` in this process (a second's worth
+at a time, in batches of 1,000 as the runtime does) and after each second takes what a
+scrape takes: the snapshot a partition at a time (the event loop runs between steps) and
+the KPI families of `/metrics`, once without the per-agent cells (`/api/kpis`, `/metrics`)
+and once with them (`/api/agents`, `KPI_AGENT_METRICS=true`). Wall time, the cyclic
+garbage collector's pauses included (they are reported too).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, generate_latest
 
 from bench.common import (
     PARTITIONS,
@@ -39,14 +59,24 @@ from bench.common import (
     WorkerProcess,
     fast_producer,
     http_get,
+    local_broker,
+    machine_facts,
     median,
     metric_sum,
     percentile,
+    print_figures,
+    run_dir,
     running_worker,
     scaled,
     simulator_events,
-    standalone,
 )
+from bench.processor import apply_batches
+from stream.centre_metrics import CentreCollector
+from stream.kpi.entity import partition_of
+from stream.kpi.settings import KpiConfig
+from stream.kpi.snapshot import Snapshot
+from stream.metrics import exposition_chunks
+from stream.processor import Processor
 from stream.runtime.topics import key_partition
 
 RATE = 5_000
@@ -57,6 +87,7 @@ PROBE_EVERY_S = 0.1
 POLL_PAUSE_S = 0.02
 PROBE_QUEUE = "bench-probe"
 TARGET_P99_MS = 250
+TARGET_STEP_MS = 20
 KEEP_UP_SHARE = 0.95  # processed at least this share of the offered rate
 
 
@@ -247,9 +278,28 @@ def at_rate(
     ]  # fmt: skip
 
 
-def run(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
+def folded(events: list[Message], agents: int | None) -> list[Message]:
+    """`events` with agent `agent-K` renamed `agent-(K mod agents)` (None: unchanged)."""
+    if agents is None:
+        return events
+    out = []
+    for topic, key, value in events:
+        try:
+            body = orjson.loads(value)
+        except orjson.JSONDecodeError:  # the simulator's invalid events stay as they are
+            out.append((topic, key, value))
+            continue
+        agent = body.get("agent_id") if isinstance(body, dict) else None
+        if isinstance(agent, str) and agent.startswith("agent-") and agent[6:].isdigit():
+            body["agent_id"] = f"agent-{int(agent[6:]) % agents:03d}"
+            value = orjson.dumps(body)
+        out.append((topic, key, value))
+    return out
+
+
+def run(bootstrap: str, workdir: Path, quick: bool, agents: int | None = None) -> list[Figure]:
     duration = 15 if quick else DURATION_S
-    events = simulator_events(scaled(1_000_000, quick))
+    events = folded(simulator_events(scaled(1_000_000, quick)), agents)
     figures = at_rate(bootstrap, workdir, events, RATE, duration)
     lower = at_rate(bootstrap, workdir, events, LOWER_RATE, duration)
     for figure in lower:  # for information: the targets are at RATE
@@ -257,5 +307,103 @@ def run(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
     return figures + lower
 
 
+class Pauses:
+    """The cyclic garbage collector's pauses while installed (ms, generation)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((1000 * (time.perf_counter() - self._started), info["generation"]))
+
+
+def scrape_steps(processor: Processor, now_ms: int, per_agent: bool) -> tuple[float, float]:
+    """(whole, longest step) wall ms of a scrape's work: the snapshot a partition at a time,
+    then the KPI families of /metrics a family at a time."""
+    steps: Iterator[object] = processor.snapshot_steps(now_ms, per_agent)
+    longest = whole = 0.0
+    snapshot: Snapshot | None = None
+    while snapshot is None:
+        started = time.perf_counter()
+        try:
+            next(steps)  # type: ignore[call-overload]
+        except StopIteration as done:
+            snapshot = done.value
+        step = 1000 * (time.perf_counter() - started)
+        longest, whole = max(longest, step), whole + step
+    config = processor.config
+    capped = snapshot.cap_queues(config.max_queues)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CentreCollector(snapshot, snapshot, config, per_agent))
+    for chunk in (*exposition_chunks(capped, capped, processor.layout), registry):
+        started = time.perf_counter()
+        if isinstance(chunk, str):
+            chunk.encode()
+        else:
+            generate_latest(chunk)
+        step = 1000 * (time.perf_counter() - started)
+        longest, whole = max(longest, step), whole + step
+    return whole, longest
+
+
+def in_process(quick: bool, agents: int | None) -> list[Figure]:
+    """What a scrape costs the worker as the events of a run at RATE accumulate."""
+    count = scaled(RATE * (WARMUP_S + DURATION_S), quick)
+    messages = [
+        (topic, partition_of(key.decode(), PARTITIONS), key, value)
+        for topic, key, value in folded(simulator_events(scaled(1_000_000, quick)), agents)[:count]
+    ]
+    processor = Processor(KpiConfig(), ZoneInfo("UTC"), PARTITIONS)
+    processor.assign(range(PARTITIONS))
+    gc.collect()
+    gc.freeze()  # the bench's own event list is no part of the worker's heap
+    pauses = Pauses()
+    gc.callbacks.append(pauses)
+    lean: list[tuple[float, float]] = []
+    full: list[tuple[float, float]] = []
+    try:
+        for start in range(0, count, RATE):
+            now_ms = time.time_ns() // 1_000_000
+            apply_batches(processor, messages[start : start + RATE], now_ms)
+            lean.append(scrape_steps(processor, now_ms, per_agent=False))
+            full.append(scrape_steps(processor, now_ms, per_agent=True))
+    finally:
+        gc.callbacks.remove(pauses)
+        gc.unfreeze()
+    agents_seen = len(
+        processor.snapshot(time.time_ns() // 1_000_000).centre.tickets_by_agent["24h"]
+    )
+    longest_pause = max(pauses.pauses, default=(0.0, 0))
+    label = f"{count:,} events, {agents_seen:,} agents"
+    lean_step = max(step for _, step in lean)
+    return [
+        Figure(f"scrape work without per-agent cells, {label}, median", median(w for w, _ in lean), "ms", note="/api/kpis, /metrics"),
+        Figure("its longest step (all scrapes)", lean_step, "ms", f"<= {TARGET_STEP_MS}", lean_step <= TARGET_STEP_MS, "GC pauses included"),
+        Figure("scrape work with per-agent cells, median", median(w for w, _ in full), "ms", note="/api/agents, KPI_AGENT_METRICS=true"),
+        Figure("its longest step (all scrapes)", max(step for _, step in full), "ms"),
+        Figure("longest GC pause in the run", longest_pause[0], "ms", note=f"generation {longest_pause[1]}; {sum(1 for _, g in pauses.pauses if g == 2)} full collections"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="end-to-end latency")
+    parser.add_argument("--agents", type=int, help="fold the agent ids onto this many agents")
+    parser.add_argument("--in-process", action="store_true", help="no broker: scrape cost")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the events (smoke run)")
+    options = parser.parse_args()
+    print(machine_facts(), flush=True)
+    if options.in_process:
+        print_figures("scrape cost in-process", in_process(options.quick, options.agents))
+    else:
+        with local_broker() as bootstrap:
+            figures = run(bootstrap, run_dir(), options.quick, options.agents)
+        print_figures("end-to-end latency", figures)
+    print(machine_facts())
+
+
 if __name__ == "__main__":
-    standalone("end-to-end latency", run)
+    main()

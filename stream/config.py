@@ -491,7 +491,7 @@ def _broker(value: str) -> str:
             or not 1 <= int(address.rsplit(":", 1)[1]) <= 65535
         ):
             raise ConfigError(
-                f"KPI_BROKER={value!r}: must be kafka://host:port, several separated by ';'"
+                f"KPI_BROKER={value!r}: must be kafka://host:port, several separated by ';' or ','"
             )
     return value
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Generator, Iterable
 from hashlib import blake2b
+from itertools import islice
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from stream.events import Rejection, decode
 from stream.kpi.agent import AgentKind
+from stream.kpi.centre import CentreSnapshot
 from stream.kpi.contact import ContactKind
 from stream.kpi.contrib import Layout
 from stream.kpi.entity import (
@@ -36,6 +38,7 @@ from stream.kpi.entity import (
     seen_count,
 )
 from stream.kpi.event import Event
+from stream.kpi.index import STATE_LAYOUT
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.state import paused_gc
@@ -83,8 +86,10 @@ class Processor:
         self.config = config
         self.partitions = partitions
         self.kinds: dict[str, Kind] = {k.table: k for k in (make(config, tz) for make in KINDS)}
-        # Index states saved under another policy or time zone are not used.
-        self.state_key = blake2b(f"{config!r} {tz.key}".encode(), digest_size=16).hexdigest()
+        # Index states saved under another policy, time zone or index layout are not used.
+        self.state_key = blake2b(
+            f"{config!r} {tz.key} {STATE_LAYOUT}".encode(), digest_size=16
+        ).hexdigest()
         self.kind_of_topic = {t: k for k in self.kinds.values() for t in k.topics}
         self.tables = tuple(self.kinds)
         self.topics = tuple(self.kind_of_topic)
@@ -216,6 +221,25 @@ class Processor:
                 records[key] = compact(dumps(records[key]))
         return records.copy()  # type: ignore[return-value]  # all bytes now
 
+    def record_steps(
+        self, table: str, partition: int, keys_per_step: int = 20_000
+    ) -> Generator[None, None, dict[str, bytes]]:
+        """`records` in steps, the caller running other work (events) at each yield: first
+        a copy of the dict (one C call), then its decoded records encoded a slice at a
+        time. A record decoded (touched by an event) may be copied as it is a few events
+        later than the rest; its changelog value then comes after the copy's start too."""
+        copy = self._records[table].get(partition, {}).copy()
+        dumps = self.kinds[table].dumps
+        items = iter(copy.items())
+        while True:
+            yield
+            records = list(islice(items, keys_per_step))
+            if not records:
+                return copy  # type: ignore[return-value]  # all bytes now
+            for key, record in records:
+                if type(record) is not bytes:
+                    copy[key] = compact(dumps(record))
+
     def index_state(
         self, table: str, records: dict[str, bytes], now_ms: int
     ) -> list[object] | None:
@@ -306,9 +330,10 @@ class Processor:
                     removed.append((table, partition, key))
         return removed
 
-    def snapshot(self, now_ms: int) -> Snapshot:
-        """The merged snapshot of every owned partition at `now_ms` (queues not yet capped)."""
-        steps = self.snapshot_steps(now_ms)
+    def snapshot(self, now_ms: int, per_agent: bool = True) -> Snapshot:
+        """The merged snapshot of every owned partition at `now_ms` (queues not yet capped);
+        the per-agent cells only when `per_agent` (`stream.kpi.centre.CentreSnapshot`)."""
+        steps = self.snapshot_steps(now_ms, per_agent)
         while True:
             try:
                 next(steps)
@@ -316,10 +341,12 @@ class Processor:
                 snapshot: Snapshot = done.value
                 return snapshot
 
-    def snapshot_steps(self, now_ms: int) -> Generator[None, None, Snapshot]:
+    def snapshot_steps(
+        self, now_ms: int, per_agent: bool = True
+    ) -> Generator[None, None, Snapshot]:
         """`snapshot` one partition at a time: the caller may run other work at each yield
         (a scrape at the 100-queue cap must not hold up the batch loop)."""
-        merged = Snapshot(now_ms)
+        merged = Snapshot(now_ms, centre=CentreSnapshot(per_agent=per_agent))
         for partition in sorted(self.assigned):
             with paused_gc():  # the cells added live on: the collector would walk them again
                 for indexes in self._indexes.values():

@@ -124,7 +124,8 @@ def stretches(
 def agent_times(
     centre: CentreSnapshot, timelines: Iterable[Timeline], now_ms: int, tz: ZoneInfo, stale_ms: int
 ) -> None:
-    """Add the agents' current state and time in status per window at `now_ms`."""
+    """Add the agents' current state and time in status per window at `now_ms` (per agent
+    too when `centre.per_agent`)."""
     starts = {name: first * MINUTE_MS for name, (first, _) in window_buckets(now_ms, tz).items()}
     for timeline in timelines:
         state = current(timeline, now_ms, stale_ms)
@@ -138,8 +139,9 @@ def agent_times(
                     continue
                 times = centre.status_ms[name]
                 times[team, status] = times.get((team, status), 0) + ms
-                of_agent = centre.agent_ms[name].setdefault(timeline.agent_id, {})
-                of_agent[status] = of_agent.get(status, 0) + ms
+                if centre.per_agent:
+                    of_agent = centre.agent_ms[name].setdefault(timeline.agent_id, {})
+                    of_agent[status] = of_agent.get(status, 0) + ms
 
 
 class AgentIndex:

@@ -118,6 +118,10 @@ class CentreSnapshot:
     agent; `agents` the current state of every agent with an event in the last 48 h.
     `tickets_by_agent` holds the ticket cells (`stream.kpi.contrib.Layout`) per window and
     agent, so the agents are capped together over contacts and tickets.
+
+    The per-agent parts (`by_agent`, `tickets_by_agent`, `agent_ms`) are filled only when
+    `per_agent` is True: only `/api/agents` and the `cs_by_agent_…` series read them, and
+    with thousands of agents they are nearly all of a snapshot's cost.
     """
 
     contacts: dict[str, dict[ContactDims, list[int]]] = field(
@@ -137,14 +141,21 @@ class CentreSnapshot:
         default_factory=lambda: {w: {} for w in WINDOWS}
     )
     agents: dict[str, Current] = field(default_factory=dict)
+    per_agent: bool = True
 
     def merge(self, other: CentreSnapshot) -> None:
-        """Add `other` (taken at the same instant) into this snapshot."""
-        for mine, theirs in (
-            (self.contacts, other.contacts),
-            (self.by_agent, other.by_agent),
-            (self.tickets_by_agent, other.tickets_by_agent),
-        ):
+        """Add `other` (taken at the same instant) into this snapshot; its per-agent parts
+        only when this one has them (then `other` must have them too)."""
+        pairs: list[tuple[dict[str, dict[Any, list[int]]], dict[str, dict[Any, list[int]]]]]
+        pairs = [(self.contacts, other.contacts)]
+        if self.per_agent:
+            if not other.per_agent:
+                raise ValueError("a snapshot without per-agent cells cannot merge into one with")
+            pairs += [
+                (self.by_agent, other.by_agent),
+                (self.tickets_by_agent, other.tickets_by_agent),
+            ]
+        for mine, theirs in pairs:
             for name, cells in theirs.items():
                 for key, cell in cells.items():
                     add_into(mine.setdefault(name, {}), key, cell)
@@ -154,9 +165,9 @@ class CentreSnapshot:
             into = self.status_ms.setdefault(name, {})
             for team_status, ms in times.items():
                 into[team_status] = into.get(team_status, 0) + ms
-        for name, per_agent in other.agent_ms.items():
+        for name, of_agents in other.agent_ms.items() if self.per_agent else ():
             agents_into = self.agent_ms.setdefault(name, {})
-            for agent, times_of in per_agent.items():
+            for agent, times_of in of_agents.items():
                 mine_of = agents_into.setdefault(agent, {})
                 for status, ms in times_of.items():
                     mine_of[status] = mine_of.get(status, 0) + ms
@@ -186,7 +197,7 @@ class CentreSnapshot:
         def agent_of(agent: str) -> str:
             return agent if agents is None or agent in agents else OTHER_AGENT
 
-        out = CentreSnapshot()
+        out = CentreSnapshot(per_agent=self.per_agent)
         for name, cells in self.contacts.items():
             for dims, cell in cells.items():
                 add_into(out.contacts[name], queue_of(dims), cell)
@@ -224,12 +235,13 @@ class CentreSnapshot:
             "status_ms": {w: [[*k, ms] for k, ms in v.items()] for w, v in self.status_ms.items()},
             "agent_ms": self.agent_ms,
             "agents": [[a, c.status, c.team, c.since] for a, c in self.agents.items()],
+            "per_agent": self.per_agent,
         }
 
     @classmethod
     def from_jsonable(cls, data: dict[str, Any]) -> CentreSnapshot:
-        """Inverse of `to_jsonable`."""
-        snap = cls()
+        """Inverse of `to_jsonable` (a peer that does not say `per_agent` sends them all)."""
+        snap = cls(per_agent=bool(data.get("per_agent", True)))
         snap.contacts = {w: {(q, c): cell for q, c, cell in v} for w, v in data["contacts"].items()}
         snap.by_agent = {w: dict(v) for w, v in data["by_agent"].items()}
         snap.tickets_by_agent = {w: dict(v) for w, v in data["tickets_by_agent"].items()}

@@ -239,19 +239,24 @@ class ContactIndex:
 
     def add_to(self, snap: Snapshot) -> None:
         """Add this partition's contacts at `snap.now_ms` into `snap.centre`."""
-        snap.centre.merge(self.snapshot(snap.now_ms))
+        snap.centre.merge(self.snapshot(snap.now_ms, snap.centre.per_agent))
 
-    def snapshot(self, now_ms: int) -> CentreSnapshot:
-        """Window totals (every label set of the last 26 h, zeros included) and live state."""
+    def snapshot(self, now_ms: int, per_agent: bool = True) -> CentreSnapshot:
+        """Window totals (every label set of the last 26 h, zeros included), per agent too
+        when `per_agent`, and live state."""
         horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
         if self.horizon is None or horizon > self.horizon:
             for cells in (self.cells, self.agent_cells):
                 for stale in [b for b in cells if b < horizon]:
                     del cells[stale]
             self.horizon = horizon
-        centre = CentreSnapshot()
+        centre = CentreSnapshot(per_agent=per_agent)
         ranges = window_buckets(now_ms, self.tz)
-        for target, cells in ((centre.contacts, self.cells), (centre.by_agent, self.agent_cells)):
+        kinds: list[tuple[dict[str, dict[Any, list[int]]], dict[int, dict[Any, list[int]]]]]
+        kinds = [(centre.contacts, self.cells)]
+        if per_agent:
+            kinds.append((centre.by_agent, self.agent_cells))
+        for target, cells in kinds:
             keys = {k for by_key in cells.values() for k in by_key}
             for name, (first, last) in ranges.items():
                 totals: dict[Any, list[int]] = {k: zeros() for k in keys}

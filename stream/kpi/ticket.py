@@ -26,6 +26,7 @@ from stream.kpi.entity import (
     last_event_at_after_seen,
     pack_seen,
     unpack_seen,
+    with_mark,
 )
 from stream.kpi.event import Event
 from stream.kpi.index import KpiIndex
@@ -145,26 +146,6 @@ def apply(ticket: Ticket, event: Event) -> bool:
         return False
     ticket.nps = answer
     return True
-
-
-def with_mark(marks: bytes, mark: bytes) -> bytes | None:
-    """`marks` (sorted fingerprints) with `mark` added, or None when it is already in.
-
-    Sorted, so the same set of events gives the same bytes in any arrival order. A binary
-    search over the packed bytes: no list of the marks per event, however busy the ticket.
-    """
-    size = FINGERPRINT_BYTES
-    low, high = 0, len(marks) // size
-    while low < high:
-        middle = (low + high) // 2
-        if marks[middle * size : middle * size + size] < mark:
-            low = middle + 1
-        else:
-            high = middle
-    cut = low * size
-    if marks[cut : cut + size] == mark:
-        return None
-    return marks[:cut] + mark + marks[cut:]
 
 
 def dumps(ticket: Ticket) -> bytes:

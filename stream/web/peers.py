@@ -20,6 +20,7 @@ from typing import Final
 
 import aiohttp
 
+from stream.kpi.centre import CentreSnapshot
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.windows import WINDOWS
 
@@ -81,7 +82,7 @@ class PeerView:
 
     def __init__(
         self,
-        local: Callable[[int], Awaitable[Snapshot]],
+        local: Callable[[int, bool], Awaitable[Snapshot]],
         peers: Callable[[], Iterable[str]],
         own_url: str,
         partitions: int,
@@ -89,27 +90,32 @@ class PeerView:
         cell_size: int,
         applied: Callable[[], int],
     ) -> None:
-        """`applied`: how many messages this worker applied so far (any that changes
-        when its state does)."""
+        """`local(now_ms, per_agent)`: this worker's snapshot. `applied`: how many messages
+        this worker applied so far (any that changes when its state does)."""
         self.local, self.peers, self.applied = local, peers, applied
         self.own_url = own_url.rstrip("/")
         self.partitions, self.token, self.cell_size = partitions, token, cell_size
         self.session: aiohttp.ClientSession | None = None
-        self._cached: tuple[float, float, int, Snapshot, Snapshot] | None = None
+        self._cached: tuple[float, float, int, Snapshot, Snapshot] | None = (
+            None  # at, fresh_s, applied
+        )
         self._lock = asyncio.Lock()
 
-    async def current(self) -> tuple[Snapshot, Snapshot]:
-        """(local, system) snapshots now, reusing one taken in the last 50 ms (or 4 times as long
-        as it took, at most 250 ms), or in the last 250 ms if no message was applied since."""
+    async def current(self, per_agent: bool) -> tuple[Snapshot, Snapshot]:
+        """(local, system) snapshots now, with the per-agent cells when `per_agent`, reusing
+        one taken in the last 50 ms (or 4 times as long as it took, at most 250 ms), or in
+        the last 250 ms if no message was applied since (one with per-agent cells serves
+        either kind)."""
         async with self._lock:
             applied = self.applied()
             if self._cached is not None:
                 at, fresh_s, applied_then, local, system = self._cached
                 age = monotonic() - at
-                if age < fresh_s or (age < SNAPSHOT_CACHE_S and applied == applied_then):
+                fits = local.centre.per_agent or not per_agent
+                if fits and (age < fresh_s or (age < SNAPSHOT_CACHE_S and applied == applied_then)):
                     return local, system
             started = monotonic()
-            local = await self.local(wall_ms())
+            local = await self.local(wall_ms(), per_agent)
             system = await self.system(local)
             done = monotonic()
             took = done - started
@@ -126,7 +132,8 @@ class PeerView:
         that no one else reported; anything else is logged and left out (incomplete).
         """
         urls = sorted({u.rstrip("/") for u in self.peers()} - {self.own_url})
-        parts = await asyncio.gather(*(self._ask(url, local.now_ms) for url in urls))
+        per_agent = local.centre.per_agent
+        parts = await asyncio.gather(*(self._ask(url, local.now_ms, per_agent) for url in urls))
         reported = local.partitions
         fitting: list[Snapshot] = []
         for url, part in zip(urls, parts, strict=True):
@@ -136,14 +143,14 @@ class PeerView:
                 log.warning("peer %s reported partitions outside 0..%d", url, self.partitions - 1)
             elif part.partitions & reported:
                 log.warning("partitions %s reported twice; skipped", sorted(part.partitions))
-            elif not self._fits(part):
+            elif not self._fits(part) or (per_agent and not part.centre.per_agent):
                 log.warning("peer %s sent a snapshot of another shape; skipped", url)
             else:
                 reported = reported | part.partitions
                 fitting.append(part)
         if not fitting:
             return local
-        system = Snapshot(local.now_ms)
+        system = Snapshot(local.now_ms, centre=CentreSnapshot(per_agent=per_agent))
         for part in (local, *fitting):
             system.merge(part)
         return system
@@ -164,13 +171,13 @@ class PeerView:
             )
         )
 
-    async def _ask(self, url: str, now_ms: int) -> Snapshot | None:
+    async def _ask(self, url: str, now_ms: int, per_agent: bool) -> Snapshot | None:
         if self.session is None:
             self.session = aiohttp.ClientSession()
         try:
             async with self.session.get(
                 f"{url}{PEER_PATH}",
-                params={"now_ms": str(now_ms)},
+                params={"now_ms": str(now_ms), "per_agent": "1" if per_agent else "0"},
                 headers=auth_headers(self.token),
                 timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
             ) as response:

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from stream.centre_metrics import CentreCollector
 from stream.config import Settings
+from stream.kpi.centre import CentreSnapshot
 from stream.kpi.snapshot import Snapshot
 from stream.metrics import Health, HealthCollector, exposition_chunks
 from stream.runtime.loop import EntityProcessor
@@ -56,11 +57,11 @@ class Worker(Protocol):
 def peer_view(worker: Worker) -> PeerView:
     """The fan-out over the worker's group members."""
 
-    async def local(now_ms: int) -> Snapshot:
+    async def local(now_ms: int, per_agent: bool) -> Snapshot:
         """This worker's snapshot, a partition at a time: the batch loop runs in between."""
         if not worker.serving:
-            return Snapshot(now_ms)
-        steps = worker.processor.snapshot_steps(now_ms)
+            return Snapshot(now_ms, centre=CentreSnapshot(per_agent=per_agent))
+        steps = worker.processor.snapshot_steps(now_ms, per_agent)
         while True:
             try:
                 next(steps)
@@ -122,7 +123,7 @@ class Routes:
         )
 
     async def api_kpis(self, _: web.Request) -> web.Response:
-        system = (await self.view.current())[1]
+        system = (await self.view.current(per_agent=False))[1]
         settings = self.worker.settings
         capped = system.cap_queues(settings.kpi.max_queues)
         document = api_document(
@@ -135,7 +136,7 @@ class Routes:
         )
 
     async def api_agents(self, _: web.Request) -> web.Response:
-        system = (await self.view.current())[1]
+        system = (await self.view.current(per_agent=True))[1]
         document = agents_api_document(system, self.worker.settings, self.worker.stale_reason())
         return web.Response(
             body=orjson.dumps(document),
@@ -144,8 +145,8 @@ class Routes:
         )
 
     async def metrics(self, _: web.Request) -> web.Response:
-        local, system = await self.view.current()
         worker, settings = self.worker, self.worker.settings
+        local, system = await self.view.current(per_agent=settings.agent_metrics)
         processor, max_queues = worker.processor, settings.kpi.max_queues
         complete = len(system.partitions) == settings.partitions
         chunks = exposition_chunks(
@@ -199,7 +200,7 @@ class Routes:
             raise web.HTTPBadRequest(text=str(exc)) from None
         if not self.worker.serving:
             raise web.HTTPServiceUnavailable(text="recovering")
-        snapshot = await self.view.local(at)
+        snapshot = await self.view.local(at, request.query.get("per_agent") != "0")
         return web.Response(body=snapshot.to_json(), content_type="application/json")
 
 

@@ -260,6 +260,10 @@ class WallboardFormat:
 
     DASH = "\u2014"
     MINUS = "\u2212"
+    # Ratios rounded up (toward worse); every other ratio is rounded down.
+    BAD_WHEN_HIGH = frozenset(
+        {"contact_abandonment_ratio", "occupancy_ratio", "reopened_resolution_ratio"}
+    )
 
     @staticmethod
     def js_round(value: float) -> int:
@@ -284,6 +288,8 @@ class WallboardFormat:
             return cls.DASH
         if key.endswith("_seconds"):
             return cls.duration(value)
+        if key in cls.BAD_WHEN_HIGH:
+            return f"{math.ceil(value * 1000 - 1e-6) / 10:.1f}%"
         if key.endswith("_ratio"):
             return f"{math.floor(value * 1000 + 1e-6) / 10:.1f}%"
         score = cls.js_round(value)

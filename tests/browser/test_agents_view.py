@@ -197,7 +197,7 @@ def test_agents_view_shows_the_hand_worked_values(page, stub_api):
     cells = view["cells"]
     assert re.fullmatch(r"0:12:3[4-9]", cells["ana"][3]), cells["ana"][3]
     assert cells["ana"][:3] + cells["ana"][4:] == [
-        "ana", "sales", "Available", "30", "4m 0s", "81.2%", "10m 0s", "92.0%", "22", "2h 0m",
+        "ana", "sales", "Available", "30", "4m 0s", "81.3%", "10m 0s", "92.0%", "22", "2h 0m",
         "50.0%", "10.0%", "90.0%", "+40",
     ]  # fmt: skip
     assert re.fullmatch(r"0:01:0[1-6]", cells["bo"][3]), cells["bo"][3]
@@ -421,7 +421,7 @@ def test_agents_view_fits_on_every_tv(width, height, page_factory, stub_api, sav
 @pytest.mark.parametrize(
     ("columns", "headings", "ana"),
     [
-        ("contacts", ["Handled", "AHT", "Occupancy"], ["30", "4m 0s", "81.2%"]),
+        ("contacts", ["Handled", "AHT", "Occupancy"], ["30", "4m 0s", "81.3%"]),
         (
             "tickets",
             ["FRT", "FRT SLA", "Resolved", "Res. time", "1-touch", "Reopened", "CSAT", "NPS"],

@@ -117,7 +117,7 @@ def test_contact_board_shows_the_hand_worked_values(page, stub_api):
     green, amber = CSS_COLOURS["green"], CSS_COLOURS["amber"]
     assert board["tiles"]["contact_service_level_ratio"] == ["85.5%", amber, "false", "198 offered"]
     assert board["tiles"]["contact_abandonment_ratio"] == ["10.0%", amber, "false", "198 offered"]
-    assert board["tiles"]["occupancy_ratio"][:3] == ["73.4%", "rgb(232, 237, 243)", "false"]
+    assert board["tiles"]["occupancy_ratio"][:3] == ["73.5%", "rgb(232, 237, 243)", "false"]
     assert board["tiles"]["contact_answer_time_average_seconds"][0] == "42s"
     assert board["tiles"]["contact_answer_time_average_seconds"][3] == "180 answered"
     assert board["tiles"]["contact_handle_time_average_seconds"][0] == "5m 33s"
@@ -173,6 +173,33 @@ def test_longest_wait_and_occupancy_are_coloured_by_the_policy_levels(page, stub
         "() => document.querySelector('[data-ckpi=\"occupancy_ratio\"]').textContent === '95.0%'"
     )
     assert page.evaluate(colour, "[data-ckpi='occupancy_ratio']") == [red]
+
+
+@pytest.mark.parametrize(
+    ("service_level", "abandonment", "occupancy", "shown"),
+    [
+        (0.9999, 0.0001, 0.8501, ["99.9%", "0.1%", "85.1%"]),
+        (1.0, 0.0, 0.0, ["100.0%", "0.0%", "0.0%"]),
+        (0.5, 0.25, 0.73, ["50.0%", "25.0%", "73.0%"]),
+        (0.8125, 0.0125, 0.8125, ["81.2%", "1.3%", "81.3%"]),
+    ],
+)
+def test_ratios_are_rounded_toward_worse(
+    page, stub_api, service_level, abandonment, occupancy, shown
+):
+    """Service level rounds down (100.0% only when every contact met it); abandonment and
+    occupancy round up (0.0% only when nobody abandoned): no tile looks better than it is."""
+    body = contact_body()
+    window = body["contact_centre"]["windows"]["1h"]
+    window["overall"].update(
+        contact_service_level_ratio=service_level, contact_abandonment_ratio=abandonment
+    )
+    window["occupancy_ratio"] = occupancy
+    stub_api.set_body(body)
+    open_board(page, stub_api, "#board=contacts")
+    tiles = read_contacts(page)["tiles"]
+    keys = ["contact_service_level_ratio", "contact_abandonment_ratio", "occupancy_ratio"]
+    assert [tiles[key][0] for key in keys] == shown
 
 
 def test_contact_board_follows_the_window_and_hash_changes(page, stub_api):
@@ -315,7 +342,7 @@ def test_queue_filter_on_the_contact_board_and_an_unknown_queue(page, stub_api):
     assert board["tiles"]["contact_abandonment_ratio"][0] == "25.0%"
     assert board["tiles"]["contact_answer_time_average_seconds"][0] == "1m 35s"
     assert board["tiles"]["contact_handle_time_average_seconds"][0] == "1h 6m"
-    assert board["tiles"]["occupancy_ratio"][0] == "73.4%"
+    assert board["tiles"]["occupancy_ratio"][0] == "73.5%"
     assert (board["waiting"], board["inProgress"]) == ("2", "3 in progress")
     assert re.fullmatch(r"0:01:0[1-6]", board["longest"]), board["longest"]
     assert board["agents"]["busy"] == "9"

@@ -12,11 +12,12 @@ import pytest
 from kpi_helpers import first_reply, opened, resolved, to_event
 from kpi_helpers import utc_ms as at
 
-from stream.kpi.centre import add_into
+from stream.kpi.centre import CentreSnapshot, Slot, add_into
 from stream.kpi.contrib import Layout
 from stream.kpi.entity import partition_of
 from stream.kpi.settings import KpiConfig
 from stream.kpi.types import TOPIC_OF_TYPE
+from stream.kpi.windows import WINDOWS
 from stream.processor import Processor
 
 NOW = at("2026-11-22T10:00:30Z")
@@ -65,3 +66,22 @@ def test_agent_cells_add_up_over_partitions_and_snapshots_leave_the_index_alone(
             "a2": [0] * len(today["a2"]),
         }
         today["a1"][Layout.RES_COUNT] = 99  # a reader's change stays in its snapshot
+    lean = processor.snapshot(NOW, per_agent=False)
+    assert not lean.centre.per_agent
+    assert lean.centre.tickets_by_agent == {w: {} for w in WINDOWS}
+    assert lean.windows == snap.windows and lean.live == snap.live
+
+
+def test_a_snapshot_without_per_agent_cells_merges_without_them_and_never_into_one_with() -> None:
+    cell = [0] * Slot.SIZE
+    full = CentreSnapshot()
+    full.by_agent["1h"]["a1"] = [1, *cell[1:]]
+    full.agent_ms["1h"]["a1"] = {"busy": 5}
+    full.contacts["1h"]["billing", "phone"] = [2, *cell[1:]]
+    lean = CentreSnapshot(per_agent=False)
+    lean.merge(full)
+    assert lean.contacts["1h"] == {("billing", "phone"): [2, *cell[1:]]}
+    assert lean.by_agent["1h"] == {} and lean.agent_ms["1h"] == {}
+    assert CentreSnapshot.from_jsonable(lean.to_jsonable()).per_agent is False
+    with pytest.raises(ValueError, match="per-agent"):
+        CentreSnapshot().merge(lean)

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from stream.kpi.centre import CentreSnapshot
 from stream.kpi.snapshot import Live, Snapshot
 from stream.web import peers as peers_module
 from stream.web.peers import (
@@ -82,8 +83,11 @@ def test_cluster_token(header: str | None, token: str | None, allowed: bool) -> 
     assert authorized(header, token) is allowed
 
 
-def part(partitions: set[int], open_tickets: int, now_ms: int = OWN) -> Snapshot:
-    snapshot = Snapshot(now_ms, partitions=frozenset(partitions))
+def part(
+    partitions: set[int], open_tickets: int, now_ms: int = OWN, per_agent: bool = True
+) -> Snapshot:
+    centre = CentreSnapshot(per_agent=per_agent)
+    snapshot = Snapshot(now_ms, partitions=frozenset(partitions), centre=centre)
     snapshot.live[("billing", "email", "normal")] = Live(open=open_tickets)
     snapshot.windows["1h"][("billing", "email", "normal")] = [open_tickets, 0, 1]
     return snapshot
@@ -95,8 +99,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def own_part(partitions: set[int], open_tickets: int) -> Callable[[int], Awaitable[Snapshot]]:
     """This worker's snapshot function over `part`."""
 
-    async def local(now_ms: int) -> Snapshot:
-        return part(partitions, open_tickets, now_ms)
+    async def local(now_ms: int, per_agent: bool) -> Snapshot:
+        return part(partitions, open_tickets, now_ms, per_agent)
 
     return local
 
@@ -131,7 +135,7 @@ async def test_fan_out_merges_peers_and_sends_our_instant_and_the_token() -> Non
             CELL,
             lambda: 0,
         )
-        local, system = await view.current()
+        local, system = await view.current(per_agent=True)
         await view.close()
     finally:
         await other.close()
@@ -142,6 +146,7 @@ async def test_fan_out_merges_peers_and_sends_our_instant_and_the_token() -> Non
     assert len(seen) == 1  # the own URL is not asked
     assert seen[0].query["now_ms"] == str(local.now_ms)
     assert seen[0].headers["Authorization"] == "Bearer s3cret"
+    assert seen[0].query["per_agent"] == "1"
 
 
 async def system_beside(handler: Handler) -> Snapshot:
@@ -151,7 +156,7 @@ async def system_beside(handler: Handler) -> Snapshot:
         view = PeerView(
             own_part({0, 1}, 7), lambda: [str(other.make_url(""))], "x", 4, None, CELL, lambda: 0
         )
-        _, system = await view.current()
+        _, system = await view.current(per_agent=True)
         await view.close()
     finally:
         await other.close()
@@ -197,7 +202,7 @@ async def test_a_peer_answering_junk_leaves_its_partitions_uncovered(body: bytes
 
 async def test_an_unreachable_peer_leaves_its_partitions_uncovered() -> None:
     view = PeerView(own_part({0}, 1), lambda: ["http://127.0.0.1:9"], "x", 2, None, CELL, lambda: 0)
-    _, system = await view.current()
+    _, system = await view.current(per_agent=True)
     await view.close()
     assert system.partitions == {0}
 
@@ -208,20 +213,20 @@ async def test_a_snapshot_is_reused_while_nothing_is_applied_and_retaken_once_so
     taken: list[int] = []
     applied = 0
 
-    async def local(now_ms: int) -> Snapshot:
+    async def local(now_ms: int, _: bool) -> Snapshot:
         taken.append(now_ms)
         return part({0}, len(taken), now_ms)
 
     view = PeerView(local, lambda: [], "x", 1, None, CELL, lambda: applied)
-    first = (await view.current())[1]
-    assert (await view.current())[1] is first  # nothing applied since: reused
+    first = (await view.current(per_agent=True))[1]
+    assert (await view.current(per_agent=True))[1] is first  # nothing applied since: reused
     applied = 10
     await asyncio.sleep(SNAPSHOT_FRESH_S + 0.01)
-    second = (await view.current())[1]
+    second = (await view.current(per_agent=True))[1]
     assert second is not first and len(taken) == 2
     assert second.live[("billing", "email", "normal")].open == 2
     await asyncio.sleep(SNAPSHOT_CACHE_S + 0.01)
-    third = (await view.current())[1]  # nothing applied, but the clock moved on
+    third = (await view.current(per_agent=True))[1]  # nothing applied, but the clock moved on
     assert third is not second and len(taken) == 3
     await view.close()
 
@@ -234,29 +239,68 @@ async def test_a_slow_snapshot_is_reused_for_four_times_as_long_as_it_took_up_to
     monkeypatch.setattr(peers_module, "monotonic", lambda: clock[0])
     taken: list[int] = []
 
-    async def slow(now_ms: int) -> Snapshot:
+    async def slow(now_ms: int, _: bool) -> Snapshot:
         taken.append(now_ms)
         clock[0] += 0.03  # it takes 30 ms: reused for 120 ms
         return part({0}, len(taken), now_ms)
 
     view = PeerView(slow, lambda: [], "x", 1, None, CELL, lambda: len(taken))  # always changed
-    first = (await view.current())[1]
+    first = (await view.current(per_agent=True))[1]
     clock[0] += 0.1
-    assert (await view.current())[1] is first
+    assert (await view.current(per_agent=True))[1] is first
     clock[0] += 0.03
-    second = (await view.current())[1]
+    second = (await view.current(per_agent=True))[1]
     assert second is not first and len(taken) == 2
     took_long = 0.2  # a snapshot of 200 ms is reused for 250 ms, not 800 ms
 
-    async def slower(now_ms: int) -> Snapshot:
+    async def slower(now_ms: int, _: bool) -> Snapshot:
         taken.append(now_ms)
         clock[0] += took_long
         return part({0}, len(taken), now_ms)
 
     view = PeerView(slower, lambda: [], "x", 1, None, CELL, lambda: len(taken))
-    third = (await view.current())[1]
+    third = (await view.current(per_agent=True))[1]
     clock[0] += SNAPSHOT_CACHE_S - 0.01
-    assert (await view.current())[1] is third
+    assert (await view.current(per_agent=True))[1] is third
     clock[0] += 0.02
-    assert (await view.current())[1] is not third
+    assert (await view.current(per_agent=True))[1] is not third
     await view.close()
+
+
+async def test_per_agent_cells_are_taken_only_when_asked_and_such_a_snapshot_serves_both() -> None:
+    taken: list[bool] = []
+
+    async def local(now_ms: int, per_agent: bool) -> Snapshot:
+        taken.append(per_agent)
+        return part({0}, len(taken), now_ms, per_agent)
+
+    view = PeerView(local, lambda: [], "x", 1, None, CELL, lambda: 0)  # nothing applied
+    without = (await view.current(per_agent=False))[1]
+    assert not without.centre.per_agent
+    assert (await view.current(per_agent=False))[1] is without
+    with_agents = (await view.current(per_agent=True))[1]  # the cached one lacks them
+    assert with_agents.centre.per_agent
+    assert (await view.current(per_agent=False))[1] is with_agents  # a superset serves
+    assert taken == [False, True]
+    await view.close()
+
+
+async def test_a_peer_is_asked_for_per_agent_cells_only_when_they_are_wanted() -> None:
+    seen: list[web.Request] = []
+    other = await peer_server(answering(part({1}, 5, per_agent=False), seen))
+    try:
+        view = PeerView(
+            own_part({0}, 7), lambda: [str(other.make_url(""))], "x", 2, None, CELL, lambda: 0
+        )
+        _, system = await view.current(per_agent=False)
+        assert seen[-1].query["per_agent"] == "0"
+        assert system.partitions == {0, 1} and not system.centre.per_agent
+        assert system.live[("billing", "email", "normal")].open == 12
+        await asyncio.sleep(SNAPSHOT_CACHE_S + 0.01)
+        # Asked for them, the peer answers without: its partitions are left out.
+        _, system = await view.current(per_agent=True)
+        assert seen[-1].query["per_agent"] == "1"
+        assert system.partitions == {0} and system.centre.per_agent
+        await view.close()
+    finally:
+        await other.close()

@@ -308,6 +308,22 @@ async def test_a_peer_clock_ahead_within_the_band_gets_our_own_instant(
     assert answered.now_ms <= wall()
 
 
+async def test_peer_endpoint_sends_per_agent_cells_unless_told_not_to(
+    single: tuple[FakeWorker, TestClient],
+) -> None:
+    """Both first replies name no agent: two first responses of `unassigned` in 1h."""
+    _, client = single
+    now = wall()
+    full = Snapshot.from_json(await (await client.get(peer_url(now), headers=BEARER)).read())
+    assert full.centre.per_agent
+    assert full.centre.tickets_by_agent["1h"]["unassigned"][1] == 2  # Layout.FRT_COUNT
+    response = await client.get(f"{peer_url(now)}&per_agent=0", headers=BEARER)
+    lean = Snapshot.from_json(await response.read())
+    assert not lean.centre.per_agent
+    assert lean.centre.tickets_by_agent == {w: {} for w in ("15m", "1h", "today", "24h")}
+    assert lean.windows == full.windows and lean.live == full.live
+
+
 async def test_peer_endpoint_answers_503_while_recovering(
     single: tuple[FakeWorker, TestClient],
 ) -> None:

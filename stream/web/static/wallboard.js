@@ -47,8 +47,8 @@
   const AGENTS_PATH = "/agents";
   const CONTACT_FORMATS = {
     contact_service_level_ratio: formatPercent,
-    contact_abandonment_ratio: formatPercent,
-    occupancy_ratio: formatPercent,
+    contact_abandonment_ratio: formatPercentUp,
+    occupancy_ratio: formatPercentUp,
     contact_answer_time_average_seconds: formatDuration,
     contact_handle_time_average_seconds: formatDuration,
   };
@@ -87,13 +87,13 @@
     ["in_status", "In status", "in_status"],
     ["handled", "Handled", "contacts_handled", formatCount],
     ["aht", "AHT", "handle_time_average_seconds", formatDuration, "contacts_handled"],
-    ["occupancy", "Occupancy", "occupancy_ratio", formatPercent],
+    ["occupancy", "Occupancy", "occupancy_ratio", formatPercentUp],
     ["frt", "FRT", "first_response_time_average_seconds", formatDuration, "first_responses"],
     ["frt_sla", "FRT SLA", "first_response_sla_attainment_ratio", formatPercent, "first_responses"],
     ["resolved", "Resolved", "resolutions", formatCount],
     ["resolution", "Res. time", "resolution_time_average_seconds", formatDuration, "resolutions"],
     ["one_touch", "1-touch", "one_touch_resolution_ratio", formatPercent, "resolutions"],
-    ["reopened", "Reopened", "reopened_resolution_ratio", formatPercent, "resolutions"],
+    ["reopened", "Reopened", "reopened_resolution_ratio", formatPercentUp, "resolutions"],
     ["csat", "CSAT", "csat_ratio", formatPercent, "csat_responses"],
     ["nps", "NPS", "nps_score", formatSigned, "nps_responses"],
   ];
@@ -152,9 +152,15 @@
     return [[Math.floor(s / 86400), "d"], [Math.floor((s % 86400) / 3600), "h"]];
   }
 
-  /** Truncated (not rounded) to one decimal, so 100.0% means no breach at all. */
+  /** A good-when-high ratio to one decimal, rounded down: 100.0% means no breach at all. */
   function formatPercent(ratio) {
     return [[(Math.floor(ratio * 1000 + 1e-6) / 10).toFixed(1), "%"]];
+  }
+
+  /** A bad-when-high ratio (abandonment, occupancy, reopens) to one decimal, rounded up:
+      0.0% means none at all, and a bad figure is never shown better than it is. */
+  function formatPercentUp(ratio) {
+    return [[(Math.ceil(ratio * 1000 - 1e-6) / 10).toFixed(1), "%"]];
   }
 
   function formatSigned(score) {
