@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from stream.kpi.state import paused_gc
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 POLL_MS: Final = 200
 # Records applied per turn of the event loop: with the index kept, ~12 us each (so ~25 ms).
 BATCH: Final = 2_000
+RETRY_S: Final = 1.0
 
 
 def wall_ms() -> int:
@@ -108,10 +110,15 @@ class Standbys:
             return offsets
 
     async def run(self) -> None:
-        """Tail the standby changelogs until cancelled; an unexpected error ends it."""
+        """Tail the standby changelogs until cancelled; an unexpected error ends it (and the
+        worker: fail-stop), a Kafka error is retried."""
         while True:
             await self._followed.wait()
-            await self.poll()
+            try:
+                await self.poll()
+            except KafkaError as exc:  # the broker's trouble: the active side reports it
+                log.warning("standby changelogs not read: %r", exc)
+                await asyncio.sleep(RETRY_S)
 
     async def poll(self) -> None:
         """Apply what the consumer fetched; index the partitions that caught up."""
