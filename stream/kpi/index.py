@@ -171,22 +171,11 @@ class KpiIndex:
         size = self.layout.size
         kinds: tuple[tuple[dict[str, dict[Any, list[int]]], dict[int, dict[Any, list[int]]]], ...]
         kinds = ((self.totals, self.cells), (self.agent_totals, self.agent_cells))
-        for name, (first, last) in ranges.items():
+        for name, span in ranges.items():
             for totals_of, cells in kinds:
-                if previous is None or previous[name][0] > first or previous[name][1] > last:
-                    totals_of[name] = _sum_buckets(cells, range(first, last + 1), size)
-                    continue
-                old_first, old_last = previous[name]
-                if (old_first, old_last) == (first, last):
-                    continue
-                if old_last < first:  # no overlap: cheaper to start again
-                    totals_of[name] = _sum_buckets(cells, range(first, last + 1), size)
-                    continue
-                totals = totals_of[name]
-                for b in range(old_first, first):
-                    _add_bucket(cells, totals, b, -1, size)
-                for b in range(old_last + 1, last + 1):
-                    _add_bucket(cells, totals, b, 1, size)
+                slide(
+                    totals_of, cells, name, None if previous is None else previous[name], span, size
+                )
         self.spans = [
             (*ranges[name], self.totals[name], self.agent_totals[name]) for name in WINDOWS
         ]
@@ -195,10 +184,10 @@ class KpiIndex:
         if self.horizon is None or horizon > self.horizon:
             for stale in [b for b in self.cells if b < horizon]:
                 for dims in self.cells.pop(stale):
-                    _count_bucket(self.buckets_of, dims, -1)
+                    count_bucket(self.buckets_of, dims, -1)
             for stale in [b for b in self.agent_cells if b < horizon]:
                 for agent in self.agent_cells.pop(stale):
-                    _count_bucket(self.buckets_of_agent, agent, -1)
+                    count_bucket(self.buckets_of_agent, agent, -1)
         self.horizon = horizon
 
     def _add_parts(self, dims: Dims, parts: Iterable[tuple[int, Increments]], sign: int) -> None:
@@ -218,7 +207,7 @@ class KpiIndex:
             top = increments[-1][0] + 1  # the last increment counts the highest slot
             cell = cells.get(dims)
             if cell is None:
-                _count_bucket(self.buckets_of, dims, 1)
+                count_bucket(self.buckets_of, dims, 1)
                 cells[dims] = [0] * top
             elif len(cell) < top:
                 cell.extend([0] * (top - len(cell)))
@@ -239,7 +228,7 @@ class KpiIndex:
                     if not any(cell):
                         del target[dims]
             if dims not in cells:
-                _count_bucket(self.buckets_of, dims, -1)
+                count_bucket(self.buckets_of, dims, -1)
                 if not cells:
                     del all_cells[b]
 
@@ -252,7 +241,7 @@ class KpiIndex:
             top = increments[-1][0] + 1  # the last increment counts the highest slot
             cell = by_agent.get(agent)
             if cell is None:
-                _count_bucket(self.buckets_of_agent, agent, 1)
+                count_bucket(self.buckets_of_agent, agent, 1)
                 by_agent[agent] = [0] * top
             elif len(cell) < top:
                 cell.extend([0] * (top - len(cell)))
@@ -269,7 +258,7 @@ class KpiIndex:
                 if not any(cell):
                     del target[agent]
             if agent not in by_agent:
-                _count_bucket(self.buckets_of_agent, agent, -1)
+                count_bucket(self.buckets_of_agent, agent, -1)
                 if not by_agent:
                     del self.agent_cells[b]
 
@@ -317,7 +306,29 @@ class KpiIndex:
         )
 
 
-def _sum_buckets(
+def slide(
+    totals_of: dict[str, dict[Any, list[int]]],
+    cells: dict[int, dict[Any, list[int]]],
+    name: str,
+    old: tuple[int, int] | None,
+    new: tuple[int, int],
+    size: int,
+) -> None:
+    """Move the window total `totals_of[name]` of `cells` from the buckets `old` (first, last;
+    None: not summed yet) to `new`: take out the buckets that left, add those that came in;
+    sum afresh when it moved back or past its old end."""
+    first, last = new
+    if old is None or old[0] > first or old[1] > last or old[1] < first:
+        totals_of[name] = sum_buckets(cells, range(first, last + 1), size)
+        return
+    totals = totals_of[name]
+    for b in range(old[0], first):
+        _add_bucket(cells, totals, b, -1, size)
+    for b in range(old[1] + 1, last + 1):
+        _add_bucket(cells, totals, b, 1, size)
+
+
+def sum_buckets(
     cells: dict[int, dict[Any, list[int]]], buckets: range, size: int
 ) -> dict[Any, list[int]]:
     totals: dict[Any, list[int]] = {}
@@ -345,7 +356,7 @@ def _add_bucket(
             del totals[key]
 
 
-def _count_bucket(counts: dict[Any, int], key: Any, change: int) -> None:
+def count_bucket(counts: dict[Any, int], key: Any, change: int) -> None:
     """Count one bucket more or less that holds a cell of `key`."""
     count = counts.get(key, 0) + change
     if count:
