@@ -94,7 +94,8 @@ def loaded_worker(
 
 def indexing_seconds(log: Path) -> float | None:
     """How long the last restore + index rebuild took, from the worker's log."""
-    found = re.findall(r"assigned partitions .* in ([\d.]+) s", log.read_text(errors="replace"))
+    text = log.read_text(errors="replace")
+    found = re.findall(r"assigned partitions .* restored for \[\d.* in ([\d.]+) s", text)
     return float(found[-1]) if found else None
 
 

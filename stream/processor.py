@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Generator, Iterable
 from hashlib import blake2b
+from itertools import islice
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -222,6 +223,25 @@ class Processor:
             for key in [k for k, r in records.items() if type(r) is not bytes]:
                 records[key] = compact(dumps(records[key]))
         return records.copy()  # type: ignore[return-value]  # all bytes now
+
+    def record_steps(
+        self, table: str, partition: int, keys_per_step: int = 20_000
+    ) -> Generator[None, None, dict[str, bytes]]:
+        """`records` in steps, the caller running other work (events) at each yield: first
+        a copy of the dict (one C call), then its decoded records encoded a slice at a
+        time. A record decoded (touched by an event) may be copied as it is a few events
+        later than the rest; its changelog value then comes after the copy's start too."""
+        copy = self._records[table].get(partition, {}).copy()
+        dumps = self.kinds[table].dumps
+        items = iter(copy.items())
+        while True:
+            yield
+            records = list(islice(items, keys_per_step))
+            if not records:
+                return copy  # type: ignore[return-value]  # all bytes now
+            for key, record in records:
+                if type(record) is not bytes:
+                    copy[key] = compact(dumps(record))
 
     def index_state(
         self, table: str, records: dict[str, bytes], now_ms: int
