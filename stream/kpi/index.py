@@ -81,21 +81,27 @@ class KpiIndex:
             return
         old = NOTHING if old is None else old
         new = NOTHING if new is None else new
-        for old_parts, new_parts, agents in (
-            (old.parts, new.parts, False),
-            (old.agent_parts, new.agent_parts, True),
-        ):
-            if old_parts == new_parts:
-                continue
-            kept = len(old_parts)
-            if new_parts[:kept] == old_parts:  # the usual change: a part comes at the end
-                self._add(new_parts[kept:], 1, agents)
-                continue
-            self._add([p for p in old_parts if p not in new_parts], -1, agents)
-            self._add([p for p in new_parts if p not in old_parts], 1, agents)
+        if old.parts != new.parts:
+            self._replace(old.parts, new.parts, False)
+        if old.agent_parts != new.agent_parts:
+            self._replace(old.agent_parts, new.agent_parts, True)
         if old.open != new.open or old.awaiting != new.awaiting or old.dims != new.dims:
             self._add_live(old, -1)
             self._add_live(new, 1)
+
+    def _replace(
+        self,
+        old_parts: tuple[tuple[int, Any, Increments], ...],
+        new_parts: tuple[tuple[int, Any, Increments], ...],
+        agents: bool,
+    ) -> None:
+        """Take out the parts only in `old_parts`, add those only in `new_parts`."""
+        kept = len(old_parts)
+        if new_parts[:kept] == old_parts:  # the usual change: a part comes at the end
+            self._add(new_parts[kept:], 1, agents)
+            return
+        self._add([p for p in old_parts if p not in new_parts], -1, agents)
+        self._add([p for p in new_parts if p not in old_parts], 1, agents)
 
     def build(self, contributions: list[Contribution]) -> None:
         """Add the contributions of many tickets into this (empty) index at once.
