@@ -1,6 +1,6 @@
 """Recovery time and memory on 1,000,000 tickets of state; /metrics scrape time.
 
-    python -m bench.recovery [--quick]
+    python -m bench.recovery [--quick] [--repeat N] [--no-scrape]
 
 Recovery: a worker applies one `ticket.opened` per ticket and is stopped (SIGTERM: it writes
 its local snapshots). Warm restart: started again with the same app id and data directory,
@@ -11,16 +11,19 @@ partitions). Each is the time from process start to /readyz 200, with the worker
 time to that point. Memory: resident memory after the load minus before it, per ticket.
 Scrape: a fresh worker holding 100,000 open tickets, /metrics requested 20 times, each more
 than 250 ms after the last so that every scrape computes a fresh snapshot (the worker
-reuses a snapshot for 250 ms).
+reuses a snapshot for 250 ms). `--repeat N` restarts N times each way (warm, then cold) and
+gives medians; `--no-scrape` measures recovery and memory only.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -91,24 +94,58 @@ def loaded_worker(
 
 def indexing_seconds(log: Path) -> float | None:
     """How long the last restore + index rebuild took, from the worker's log."""
-    found = re.findall(r"assigned partitions .* in ([\d.]+) s", log.read_text(errors="replace"))
+    text = log.read_text(errors="replace")
+    found = re.findall(r"assigned partitions .* restored for \[\d.* in ([\d.]+) s", text)
     return float(found[-1]) if found else None
 
 
-def restart(worker: WorkerProcess, count: int) -> tuple[float, bool, str]:
-    """Start the stopped worker; (start → ready seconds, every ticket back, a note)."""
+class Restart(NamedTuple):
+    """One restart of a stopped worker, measured."""
+
+    ready_s: float  # process start → /readyz 200
+    cpu_s: float  # the worker's CPU time then
+    indexing_s: float | None  # restore + index, from its log
+    whole: bool  # every ticket back
+    rss: int  # resident memory once ready
+    stop_s: float  # the stop (SIGTERM) after it, with the snapshot write
+
+
+def restart(worker: WorkerProcess, count: int) -> Restart:
+    """Start the stopped worker, wait until it is ready, measure, stop it again."""
     started = worker.start()
     ready_s = worker.wait_ready(timeout_s=1800, interval_s=0.02) - started
     cpu_s = cpu_seconds(worker.pid)
     open_tickets = metric_sum(worker.metrics(), "cs_tickets_open")
-    note = (
-        f"CPU {cpu_s:.2f} s; restore + index {indexing_seconds(worker.log_path)} s of it; "
-        f"{open_tickets:,.0f} open tickets after"
-    )
-    return ready_s, open_tickets == count, note
+    rss = rss_bytes(worker.pid)
+    stopping = time.perf_counter()
+    worker.stop()
+    stop_s = time.perf_counter() - stopping
+    indexing_s = indexing_seconds(worker.log_path)
+    return Restart(ready_s, cpu_s, indexing_s, open_tickets == count, rss, stop_s)
 
 
-def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
+def restarts(worker: WorkerProcess, count: int, repeat: int, cold: bool) -> list[Restart]:
+    """`repeat` restarts (cold: the snapshot files deleted before each)."""
+    runs = []
+    for _ in range(repeat):
+        if cold:
+            for file in worker.data_dir.rglob("*.snapshot"):
+                file.unlink()
+        runs.append(restart(worker, count))
+    return runs
+
+
+def summary(runs: list[Restart]) -> str:
+    """CPU and restore + index medians, and every run's time when there are several."""
+    indexing = [r.indexing_s for r in runs if r.indexing_s is not None]
+    note = f"CPU {median(r.cpu_s for r in runs):.2f} s; restore + index "
+    note += f"{median(indexing):.2f} s of it" if indexing else "not logged"
+    if len(runs) > 1:
+        note += f"; median of {', '.join(f'{r.ready_s:.2f}' for r in runs)} s"
+    return note
+
+
+def recovery(bootstrap: str, workdir: Path, quick: bool, repeat: int = 1) -> list[Figure]:
     count = scaled(TICKETS, quick)
     with loaded_worker(bootstrap, workdir, "recovery", count, DEFAULT_QUEUES) as loaded:
         worker, empty_rss = loaded
@@ -119,12 +156,11 @@ def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
         stop_s = time.perf_counter() - stopping
         files = list(worker.data_dir.rglob("*.snapshot"))
         snapshot_bytes = sum(f.stat().st_size for f in files)
-        warm_s, warm_whole, warm_note = restart(worker, count)
-        per_ticket_after = (rss_bytes(worker.pid) - empty_rss) / count
-        worker.stop()
-        for file in worker.data_dir.rglob("*.snapshot"):
-            file.unlink()
-        cold_s, cold_whole, cold_note = restart(worker, count)
+        warm = restarts(worker, count, repeat, cold=False)
+        cold = restarts(worker, count, repeat, cold=True)
+    warm_s, cold_s = median(r.ready_s for r in warm), median(r.ready_s for r in cold)
+    warm_whole, cold_whole = all(r.whole for r in warm), all(r.whole for r in cold)
+    per_ticket_after = (median(r.rss for r in warm) - empty_rss) / count
     return [
         Figure(
             f"cold restore, {count:,} tickets (start → /readyz 200, no local state)",
@@ -132,7 +168,7 @@ def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
             "s",
             f"<= {TARGET_RECOVERY_S}",
             cold_s <= TARGET_RECOVERY_S and cold_whole,
-            cold_note,
+            f"{summary(cold)}; every ticket back: {cold_whole}",
         ),
         Figure(
             f"warm restart, {count:,} tickets (start → /readyz 200, local snapshots)",
@@ -140,13 +176,15 @@ def recovery(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
             "s",
             f"<= {TARGET_WARM_S}",
             warm_s <= TARGET_WARM_S and warm_whole,
-            f"{warm_note}; {cold_s / warm_s:.1f}x faster than cold",
+            f"{summary(warm)}; every ticket back: {warm_whole}; "
+            f"{cold_s / warm_s:.1f}x faster than cold",
         ),
         Figure(
             "stop (SIGTERM) with the snapshot write",
             stop_s,
             "s",
-            note=f"{len(files)} files, {snapshot_bytes / count:.0f} bytes per ticket",
+            note=f"{len(files)} files, {snapshot_bytes / count:.0f} bytes per ticket; "
+            f"after a warm restart {median(r.stop_s for r in warm):.2f} s",
         ),
         Figure(
             "RSS per ticket after the load",
@@ -181,13 +219,20 @@ def scrape_time(bootstrap: str, workdir: Path, quick: bool, queues: tuple[str, .
     )
 
 
-def run(bootstrap: str, workdir: Path, quick: bool) -> list[Figure]:
-    return [
-        *recovery(bootstrap, workdir, quick),
-        scrape_time(bootstrap, workdir, quick, DEFAULT_QUEUES),
-        scrape_time(bootstrap, workdir, quick, MANY_QUEUES),
-    ]
+def run(
+    bootstrap: str, workdir: Path, quick: bool, repeat: int = 1, no_scrape: bool = False
+) -> list[Figure]:
+    figures = recovery(bootstrap, workdir, quick, repeat)
+    if not no_scrape:
+        figures += [
+            scrape_time(bootstrap, workdir, quick, DEFAULT_QUEUES),
+            scrape_time(bootstrap, workdir, quick, MANY_QUEUES),
+        ]
+    return figures
 
 
 if __name__ == "__main__":
-    standalone("recovery, memory and scrape time", run)
+    options = argparse.ArgumentParser(description="recovery, memory and scrape time")
+    options.add_argument("--repeat", type=int, default=1, help="restarts each way (medians)")
+    options.add_argument("--no-scrape", action="store_true", help="recovery and memory only")
+    standalone("recovery, memory and scrape time", run, options)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Generator, Iterable
 from hashlib import blake2b
+from itertools import islice
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,7 @@ from stream.kpi.entity import (
     seen_count,
 )
 from stream.kpi.event import Event
+from stream.kpi.index import STATE_LAYOUT
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.state import paused_gc
@@ -84,8 +86,10 @@ class Processor:
         self.config = config
         self.partitions = partitions
         self.kinds: dict[str, Kind] = {k.table: k for k in (make(config, tz) for make in KINDS)}
-        # Index states saved under another policy or time zone are not used.
-        self.state_key = blake2b(f"{config!r} {tz.key}".encode(), digest_size=16).hexdigest()
+        # Index states saved under another policy, time zone or index layout are not used.
+        self.state_key = blake2b(
+            f"{config!r} {tz.key} {STATE_LAYOUT}".encode(), digest_size=16
+        ).hexdigest()
         self.kind_of_topic = {t: k for k in self.kinds.values() for t in k.topics}
         self.tables = tuple(self.kinds)
         self.topics = tuple(self.kind_of_topic)
@@ -110,7 +114,7 @@ class Processor:
     ) -> Outcome:
         """Validate and apply one message of (unprefixed) `topic` / `partition`."""
         self.last_processed_ms = now_ms
-        event = decode(value or b"", now_ms, topic=topic, key=key)
+        event = decode(value or b"", now_ms, topic, key)
         if isinstance(event, Rejection):
             return self._rejected(topic, event)
         if key is None:
@@ -122,9 +126,10 @@ class Processor:
         kind = self.kind_of_topic[topic]
         table = kind.table
         key = event.entity_id
-        records = self._records[table].get(partition)
+        tables = self._records[table]
+        records = tables.get(partition)
         if records is None:
-            records = self._records[table][partition] = {}
+            records = tables[partition] = {}
         stored = records.get(key)
         record: EntityRecord | None
         if type(stored) is bytes:
@@ -179,7 +184,9 @@ class Processor:
 
         The record is kept as that value from now on, until an event touches it again.
         """
-        records = self._records[table].get(partition, {})
+        records = self._records[table].get(partition)
+        if records is None:
+            return None
         record = records.get(key)
         if record is None or type(record) is bytes:
             return record
@@ -216,6 +223,25 @@ class Processor:
             for key in [k for k, r in records.items() if type(r) is not bytes]:
                 records[key] = compact(dumps(records[key]))
         return records.copy()  # type: ignore[return-value]  # all bytes now
+
+    def record_steps(
+        self, table: str, partition: int, keys_per_step: int = 20_000
+    ) -> Generator[None, None, dict[str, bytes]]:
+        """`records` in steps, the caller running other work (events) at each yield: first
+        a copy of the dict (one C call), then its decoded records encoded a slice at a
+        time. A record decoded (touched by an event) may be copied as it is a few events
+        later than the rest; its changelog value then comes after the copy's start too."""
+        copy = self._records[table].get(partition, {}).copy()
+        dumps = self.kinds[table].dumps
+        items = iter(copy.items())
+        while True:
+            yield
+            records = list(islice(items, keys_per_step))
+            if not records:
+                return copy  # type: ignore[return-value]  # all bytes now
+            for key, record in records:
+                if type(record) is not bytes:
+                    copy[key] = compact(dumps(record))
 
     def index_state(
         self, table: str, records: dict[str, bytes], now_ms: int

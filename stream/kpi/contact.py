@@ -25,7 +25,7 @@ from stream.kpi.centre import (
 )
 from stream.kpi.entity import EntityRecord, last_event_at_after_seen, pack_seen, unpack_seen
 from stream.kpi.event import Event
-from stream.kpi.index import count_bucket, slide, sum_buckets
+from stream.kpi.index import _count_bucket, _slid, _sum_buckets
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
 from stream.kpi.state import load_parts, parts_of
@@ -234,12 +234,12 @@ class ContactIndex:
         cell = by_key.get(key)
         if cell is None:
             cell = by_key[key] = zeros()
-            count_bucket(seen, key, 1)
+            _count_bucket(seen, key, 1)
         for slot, amount in increments:
             cell[slot] += sign * amount
         if sign < 0 and not any(cell):
             del by_key[key]
-            count_bucket(seen, key, -1)
+            _count_bucket(seen, key, -1)
             if not by_key:
                 del cells[b]
         if per_agent:
@@ -260,7 +260,7 @@ class ContactIndex:
         previous, self.ranges = self.ranges, ranges
         for name, span in ranges.items():
             old = None if previous is None else previous[name]
-            slide(self.totals, self.cells, name, old, span, Slot.SIZE)
+            self.totals[name] = _slid(self.cells, self.totals[name], old, span, Slot.SIZE)
         self.spans = [(*ranges[name], self.totals[name]) for name in WINDOWS]
         # Only after sliding: the buckets that just left a window had to be taken out.
         horizon = bucket(now_ms) - RETAIN_BUCKETS + 1
@@ -272,7 +272,7 @@ class ContactIndex:
             for cells, seen in stale_kinds:
                 for stale in [b for b in cells if b < horizon]:
                     for key in cells.pop(stale):
-                        count_bucket(seen, key, -1)
+                        _count_bucket(seen, key, -1)
             self.horizon = horizon
 
     def state(self, now_ms: int) -> list[object]:
@@ -288,7 +288,7 @@ class ContactIndex:
         ):
             for by_key in cells.values():
                 for key in by_key:
-                    count_bucket(seen, key, 1)
+                    _count_bucket(seen, key, 1)
 
     def add_to(self, snap: Snapshot) -> None:
         """Add this partition's contacts at `snap.now_ms` into `snap.centre`: window totals
@@ -300,7 +300,7 @@ class ContactIndex:
         kinds = [(centre.contacts, self.totals, self.buckets_of.keys())]
         if centre.per_agent:
             agent_totals = {
-                name: sum_buckets(self.agent_cells, range(first, last + 1), Slot.SIZE)
+                name: _sum_buckets(self.agent_cells, range(first, last + 1), Slot.SIZE)
                 for name, (first, last) in self.ranges.items()  # type: ignore[union-attr]
             }
             kinds.append((centre.by_agent, agent_totals, self.buckets_of_agent.keys()))

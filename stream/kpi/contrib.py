@@ -74,9 +74,9 @@ OPENED_INCREMENT: Final[Increments] = ((Layout.OPENED, 1),)
 
 
 class Contribution(NamedTuple):
-    """What one ticket adds: slot increments per minute bucket, the same per agent who did
-    the work (section 8: FRT to the first reply's agent, the rest to the last resolver's),
-    and its live state.
+    """What one ticket adds: (bucket, label set, slot increments) parts, the same per agent
+    who did the work as (bucket, agent, increments) (section 8: FRT to the first reply's
+    agent, the rest to the last resolver's), and its live state.
 
     `awaiting` is (SLA clock at opening, opened_at) of a ticket awaiting its first reply:
     the clock decides its SLA state at any later instant (section 10), opened_at its age.
@@ -86,17 +86,21 @@ class Contribution(NamedTuple):
     """
 
     dims: Dims
-    parts: tuple[tuple[int, Increments], ...]
+    parts: tuple[tuple[int, Dims, Increments], ...]
     agent_parts: tuple[tuple[int, str, Increments], ...]
     open: bool
     awaiting: int | tuple[int, int] | None
+
+
+# The contribution of a ticket that adds nothing (an index update's missing side).
+NOTHING: Final = Contribution(UNKNOWN_DIMS, (), (), False, None)
 
 
 def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribution | None:
     """The contribution of `ticket` under `policy` (the file's, resolved per queue), or None
     when it adds nothing. Breaches count SLA time; sums and histograms calendar time."""
     opened_at = ticket.opened_at
-    parts: list[tuple[int, Increments]] = []
+    parts: list[tuple[int, Dims, Increments]] = []
     agent_parts: list[tuple[int, str, Increments]] = []
     resolver = ticket.resolved_agent or UNASSIGNED
     if opened_at is not None:
@@ -104,14 +108,14 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
         priority: str = ticket.priority  # type: ignore[assignment]
         dims: Dims = (queue, ticket.channel, priority)  # type: ignore[assignment]
         sla = policy.for_queue(queue)
-        parts.append((opened_at // MINUTE_MS, OPENED_INCREMENT))
+        parts.append((opened_at // MINUTE_MS, dims, OPENED_INCREMENT))
         if ticket.first_reply_at is not None:
             frt = max(0, ticket.first_reply_at - opened_at)
             sla_frt = sla.elapsed_ms(opened_at, ticket.first_reply_at)
             breached = sla.first_response_breached(priority, sla_frt)
             hist = layout.frt_hist + bisect_left(layout.frt_bounds_ms, frt)
             at, increments = _timed(ticket.first_reply_at, frt, breached, Layout.FRT_COUNT, hist)
-            parts.append((at, increments))
+            parts.append((at, dims, increments))
             agent_parts.append((at, ticket.first_reply_agent or UNASSIGNED, increments))
         if ticket.resolved_at is not None and ticket.is_resolved:
             resolution = max(0, ticket.resolved_at - opened_at)
@@ -126,18 +130,18 @@ def contribution(ticket: Ticket, policy: SlaPolicy, layout: Layout) -> Contribut
                 (Layout.RES_REOPENED, int(ticket.reopens > 0)),
                 (Layout.RES_REPLIES_SUM, ticket.replies),
             )
-            parts.append((at, life + increments))
+            parts.append((at, dims, life + increments))
             agent_parts.append((at, resolver, life + increments))
     else:
         dims = UNKNOWN_DIMS
     if ticket.csat is not None:
         satisfied = int(ticket.csat.score >= CSAT_SATISFIED_FROM)
         csat: Increments = ((Layout.CSAT_COUNT, 1), (Layout.CSAT_SATISFIED, satisfied))
-        parts.append((bucket(ticket.csat.at), csat))
+        parts.append((bucket(ticket.csat.at), dims, csat))
         agent_parts.append((bucket(ticket.csat.at), resolver, csat))
     if ticket.nps is not None:
         nps: Increments = ((Layout.NPS + nps_category(ticket.nps.score), 1),)
-        parts.append((bucket(ticket.nps.at), nps))
+        parts.append((bucket(ticket.nps.at), dims, nps))
         agent_parts.append((bucket(ticket.nps.at), resolver, nps))
     if not parts:
         return None

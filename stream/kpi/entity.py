@@ -7,7 +7,7 @@ it: the duplicate check by event-id fingerprint, the `max_events_per_entity` bou
 partition check, and the index update (old contribution out, new one in).
 
 Records are mutable and updated in place, so the cost of an event does not grow with the
-entity: the seen-id set is a small packed `bytes` (one 8-byte fingerprint per event) that
+entity: the seen-id set is a small packed `bytes` (8-byte fingerprints, kept sorted) that
 turns into a `set` once it is large, and is never copied per event after that.
 
 To add a kind: subclass `EntityRecord` (slotted dataclass, fields with defaults), write
@@ -65,14 +65,9 @@ def seen_count(seen: Seen) -> int:
 
 def has_seen(seen: Seen, mark: bytes) -> bool:
     """True when the fingerprint `mark` is in the seen set."""
-    if not isinstance(seen, bytes):
-        return mark in seen
-    at = seen.find(mark)
-    while at >= 0:  # only matches on a fingerprint boundary count
-        if at % FINGERPRINT_BYTES == 0:
-            return True
-        at = seen.find(mark, at + 1)
-    return False
+    if isinstance(seen, bytes):
+        return with_mark(seen, mark) is None
+    return mark in seen
 
 
 def admit(record: EntityRecord, mark: bytes, occurred_at: int) -> None:
@@ -81,16 +76,37 @@ def admit(record: EntityRecord, mark: bytes, occurred_at: int) -> None:
     if isinstance(seen, set):
         seen.add(mark)
     elif len(seen) < PACKED_SEEN_MAX * FINGERPRINT_BYTES:
-        record.seen = seen + mark
+        record.seen = with_mark(seen, mark) or seen
     else:
         record.seen = {*split_seen(seen), mark}
     if occurred_at > record.last_event_at:
         record.last_event_at = occurred_at
 
 
+def with_mark(marks: bytes, mark: bytes) -> bytes | None:
+    """`marks` (sorted fingerprints) with `mark` added, or None when it is already in.
+
+    Sorted, so the same set of events gives the same bytes in any arrival order. A binary
+    search over the packed bytes: no list of the marks per event, however busy the entity.
+    """
+    size = FINGERPRINT_BYTES
+    low, high = 0, len(marks) // size
+    while low < high:
+        middle = (low + high) // 2
+        if marks[middle * size : middle * size + size] < mark:
+            low = middle + 1
+        else:
+            high = middle
+    cut = low * size
+    if marks[cut : cut + size] == mark:
+        return None
+    return marks[:cut] + mark + marks[cut:]
+
+
 def pack_seen(seen: Seen) -> bytes:
-    """The seen set as sorted, concatenated fingerprints: one state, one encoding."""
-    return b"".join(sorted(split_seen(seen) if isinstance(seen, bytes) else seen))
+    """The seen set as sorted, concatenated fingerprints: one state, one encoding (a packed
+    set is kept sorted, so it is its own encoding)."""
+    return seen if isinstance(seen, bytes) else b"".join(sorted(seen))
 
 
 def unpack_seen(packed: bytes) -> Seen:

@@ -20,7 +20,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
@@ -39,9 +39,10 @@ from stream.runtime import snapshots
 from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
 from stream.runtime.pipeline import Offsets, Pipeline, Send
-from stream.runtime.recovery import Records, read_changelogs
+from stream.runtime.recovery import Records, in_child, read_changelogs, spare_cores
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH_MAX: Final = 5000  # messages per getmany
 POLL_MS: Final = 100
@@ -54,6 +55,7 @@ SWEEP_INTERVAL_S: Final = 600.0
 SNAPSHOT_INTERVAL_S: Final = 300.0
 RETRY_S: Final = 1.0
 STOP_GRACE_S: Final = 20.0  # to finish the current batch on SIGTERM
+FORKED_INDEX_MIN_RECORDS: Final = 10_000  # a smaller table partition is indexed in-process
 
 
 class EntityProcessor(Protocol):
@@ -81,6 +83,9 @@ class EntityProcessor(Protocol):
         self, table: str, partition: int, records: Iterable[tuple[bytes, bytes | None]]
     ) -> None: ...
     def records(self, table: str, partition: int) -> dict[str, bytes]: ...
+    def record_steps(
+        self, table: str, partition: int, keys_per_step: int = ...
+    ) -> Generator[None, None, dict[str, bytes]]: ...
     def index_state(
         self, table: str, records: dict[str, bytes], now_ms: int
     ) -> list[object] | None: ...
@@ -153,6 +158,7 @@ class Runtime:
         self.lock = asyncio.Lock()
         self.owned: frozenset[int] = frozenset()
         self.serving = False  # partitions assigned and restored; False during a rebalance
+        self.rebalances = 0  # revocations so far: a copy spanning one is dropped
         self.positions: dict[TopicPartition, int] = {}  # next offset to apply
         self.highwaters: dict[TopicPartition, int] = {}
         started = time.monotonic()
@@ -176,8 +182,17 @@ class Runtime:
             fetch_max_bytes=32 * 1024 * 1024,
             **common,
         )
+        # Reads changelogs, and answers every changelog end offset: the group consumer's
+        # metadata follows its subscription (the input topics), so an end offset of a
+        # changelog asked of it cost a metadata round and a retry, ~0.5 s each time.
+        # It never waits for new records (it reads up to known ends): no long poll, which
+        # held each partition's last fetch for fetch_max_wait_ms (500 ms by default). It
+        # learns the changelog topics one per metadata round, each after retry_backoff_ms
+        # (100 ms by default: 0.3 s for three tables at the first restore).
         self.restorer = AIOKafkaConsumer(
             enable_auto_commit=False,
+            fetch_max_wait_ms=0,
+            retry_backoff_ms=10,
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
             **common,
@@ -432,10 +447,11 @@ class Runtime:
         async with self.lock:
             await self.pipeline.drain()
             self.serving = False
+            self.rebalances += 1
             self.positions.clear()
             tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in self.owned]
             try:
-                self._changelog_end = await self.consumer.end_offsets(tps) if tps else {}
+                self._changelog_end = await self.restorer.end_offsets(tps) if tps else {}
             except KafkaError as exc:  # then every kept partition is restored again
                 log.warning("changelog end offsets unknown at revocation: %r", exc)
                 self._changelog_end = {}
@@ -454,16 +470,23 @@ class Runtime:
             if stale:
                 self.processor.revoke(stale)
                 new |= stale
+            restoring = time.monotonic()
             restored = await self._restore(new)
+            indexing = time.monotonic()
             self.processor.assign(new)
             self.owned = numbers
+            positioning = time.monotonic()
             await self._load_positions(assigned)
             self.serving = True
             log.info(
-                "assigned partitions %s (%d records restored for %s) in %.2f s",
+                "assigned partitions %s (%d records restored for %s; restore %.2f s, "
+                "index %.2f s, input positions %.2f s) in %.2f s",
                 sorted(numbers),
                 restored,
                 sorted(new),
+                indexing - restoring,
+                positioning - indexing,
+                time.monotonic() - positioning,
                 time.monotonic() - started,
             )
 
@@ -472,15 +495,21 @@ class Runtime:
         if not kept:
             return frozenset()
         tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in kept]
-        ends = await self.consumer.end_offsets(tps)
+        ends = await self.restorer.end_offsets(tps)
         return frozenset(tp.partition for tp in tps if ends[tp] != self._changelog_end.get(tp))
 
     async def _restore(self, partitions: frozenset[int]) -> int:
         """Load `partitions` into the processor: the local snapshot if there is a usable
-        one, then the changelog from its offset (from the start without one) to the end."""
+        one, then the changelog from its offset (from the start without one) to the end.
+
+        The changelogs are read one partition at a time; the index of a table partition
+        read whole from its changelog is built in a child process (`_index_in_child`)
+        while the next partition is read: the rebuild is CPU-bound, as the read is."""
         table_of = {topic: table for table, topic in self.changelogs.items()}
         tps = [TopicPartition(c, p) for c in self.changelogs.values() for p in partitions]
-        ends = await self.consumer.end_offsets(tps) if tps else {}
+        started = time.monotonic()
+        ends = await self.restorer.end_offsets(tps) if tps else {}
+        ended = time.monotonic()
         starts = {}
         count = 0
         for tp in tps:
@@ -496,50 +525,111 @@ class Runtime:
             )
             count += len(snapshot.records)
             starts[tp] = snapshot.offset
+        loaded = time.monotonic()
 
         def apply(tp: TopicPartition, records: Records) -> None:
             self.processor.restore(table_of[tp.topic], tp.partition, records)
 
-        tail = await read_changelogs(self.restorer, starts, apply)
-        log.info("restored %d records from local snapshots and %d from changelogs", count, tail)
+        tail = 0
+        builds = []
+        cores = asyncio.Semaphore(max(1, spare_cores()))
+        for partition in sorted(partitions):
+            mine = {tp: start for tp, start in starts.items() if tp.partition == partition}
+            tail += await read_changelogs(self.restorer, mine, apply)
+            if spare_cores():
+                builds += [
+                    asyncio.create_task(self._index_in_child(table_of[tp.topic], partition, cores))
+                    for tp, start in mine.items()
+                    if start == 0
+                ]
+        read = time.monotonic()
+        await asyncio.gather(*builds)
+        log.info(
+            "restored %d records from local snapshots and %d from changelogs "
+            "(end offsets %.2f s, snapshots %.2f s, changelogs %.2f s, then %d indexes built "
+            "in child processes %.2f s)",
+            count,
+            tail,
+            ended - started,
+            loaded - ended,
+            read - loaded,
+            len(builds),
+            time.monotonic() - read,
+        )
         return count + tail
+
+    async def _index_in_child(self, table: str, partition: int, cores: asyncio.Semaphore) -> None:
+        """Build the index of a restored table partition in a child process, one child per
+        spare core at a time, and hand it to the processor with the records (which nothing
+        changes meanwhile: the lock is held). A small partition, or a failed child, is left
+        to `processor.assign`, which builds it here."""
+        async with cores:
+            records = self.processor.records(table, partition)
+            if len(records) < FORKED_INDEX_MIN_RECORDS:
+                return
+            built_at = now_ms()
+            try:
+                index = await in_child(lambda: self.processor.index_state(table, records, built_at))
+            except (OSError, EOFError) as exc:
+                log.warning("index of %s[%d] not built in a child: %r", table, partition, exc)
+                return
+            self.processor.load(table, partition, records, index, self.processor.state_key)
 
     async def save_snapshots(self) -> None:
         """Write a local snapshot of every served table partition with its changelog offset.
 
-        Under the lock, one partition at a time, only a copy of its records (values at
-        rest: a list of a dict's items) and its changelog end are taken; the index of
-        that copy is built and the file written in a thread while batches go on. After a
-        clean stop no batch runs any more: the served index is written as it is, at once
-        (no build; the web server waits those few seconds).
+        One partition at a time: under the lock, with the pipeline drained (every record
+        in memory is on the changelog), its changelog end is taken, then its records are
+        copied a slice at a time (`processor.record_steps`), batches running between the
+        slices. A record an event changes, adds or removes meanwhile is written to the
+        changelog at or after that end, so reading the changelog from the end on top of
+        the copy gives it whatever the slice took; before the file is written the
+        pipeline is drained again, so the copy holds nothing the changelog lacks (a crash
+        then would keep in the file a record whose event, applied again, is a duplicate
+        that writes nothing). The index of the copy is built and the file written in a
+        thread. A rebalance during the copy drops that partition's snapshot this time.
+        After a clean stop no batch runs any more: the records and the served index are
+        written as they are, at once (no build; the web server waits those few seconds).
         """
         started = time.monotonic()
         table_of = {topic: table for table, topic in self.changelogs.items()}
         stopped = self._stopping.is_set()
         written = 0
         for tp in [TopicPartition(c, p) for c in self.changelogs.values() for p in self.owned]:
+            table, partition = table_of[tp.topic], tp.partition
             async with self.lock:
-                if not self.serving or tp.partition not in self.owned:
+                if not self.serving or partition not in self.owned:
                     continue
                 await self.pipeline.drain()  # the records in memory are all on the changelog
                 try:
-                    end = (await self.consumer.end_offsets([tp]))[tp]
+                    end = (await self.restorer.end_offsets([tp]))[tp]
                 except KafkaError as exc:  # without the offset a snapshot would be useless
                     log.warning("no local snapshot written: %r", exc)
                     return
-                table, partition = table_of[tp.topic], tp.partition
-                records = self.processor.records(table, partition)
-                try:
-                    if stopped:
-                        index = self.processor.live_index_state(table, partition, now_ms())
+                if stopped:
+                    records = self.processor.records(table, partition)
+                    index = self.processor.live_index_state(table, partition, now_ms())
+                    try:
                         written += self._write_snapshot(table, partition, end, records, index)
-                        continue
-                except OSError as exc:  # only restart time depends on it
-                    log.warning("local snapshot not written to %s: %r", self.snapshot_dir, exc)
-                    return
+                    except OSError as exc:  # only restart time depends on it
+                        log.warning("local snapshot not written to %s: %r", self.snapshot_dir, exc)
+                        return
+                    continue
+                rebalances = self.rebalances
+                steps = self.processor.record_steps(table, partition)
+                copy = step(steps)
+            while copy is None and rebalances == self.rebalances:
+                await asyncio.sleep(0)  # the batch loop and the web server run between slices
+                async with self.lock:
+                    if rebalances == self.rebalances:
+                        copy = step(steps)
+            if copy is None:
+                continue
+            async with self.lock:
+                await self.pipeline.drain()  # what later batches changed is on the changelog
             try:
                 written += await asyncio.to_thread(
-                    self._write_snapshot, table, partition, end, records, None
+                    self._write_snapshot, table, partition, end, copy, None
                 )
             except OSError as exc:
                 log.warning("local snapshot not written to %s: %r", self.snapshot_dir, exc)
@@ -665,6 +755,16 @@ class Runtime:
     def peers(self) -> dict[str, list[int]]:
         """Web URL -> partitions of every member, from the last assignment."""
         return self.assignor.peers
+
+
+def step(steps: Generator[None, None, T]) -> T | None:
+    """Run `steps` to its next yield (None), or to its end (what it returns)."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    return None
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -1,9 +1,17 @@
-"""Bulk reads of changelog partitions: everything from an offset up to the high watermark."""
+"""Bulk reads of changelog partitions (everything from an offset up to the high watermark),
+and CPU-bound restore work in a forked child process."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import marshal
+import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
@@ -49,3 +57,37 @@ async def read_changelogs(
     finally:
         consumer.assign([])
     return count
+
+
+def spare_cores() -> int:
+    """Cores this process may run on besides the one it runs on (0: none)."""
+    return len(os.sched_getaffinity(0)) - 1
+
+
+async def in_child(compute: Callable[[], Any]) -> Any:
+    """What `compute()` returns (anything `marshal` takes), computed in a forked child
+    process: CPU-bound work on another core, on a copy-on-write view of this process's
+    memory as it is now. EOFError if the child died without an answer."""
+    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=_answer, args=(compute, sender), daemon=True
+    )
+    child.start()
+    sender.close()
+    try:
+        raw = await asyncio.to_thread(receiver.recv_bytes)
+    finally:
+        receiver.close()
+        await asyncio.to_thread(child.join)
+    return marshal.loads(raw)
+
+
+def _answer(compute: Callable[[], Any], sender: Any) -> None:
+    """In the child: no cyclic collection (it would write to, and so copy, every tracked
+    object of the parent), no signal handlers of the parent's event loop."""
+    gc.disable()
+    signal.set_wakeup_fd(-1)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+    sender.send_bytes(marshal.dumps(compute()))
+    sender.close()

@@ -67,7 +67,7 @@ def _le(bounds_ms: tuple[int, ...], position: int) -> str:
 def described(found: Contribution) -> dict[int, dict[str, int]]:
     """Non-zero increments by minute offset from T0, with readable slot names."""
     parts: dict[int, dict[str, int]] = {}
-    for b, increments in found.parts:
+    for b, _, increments in found.parts:
         named = parts.setdefault(b - bucket(T0), {})
         for slot, amount in increments:
             if amount:

@@ -19,6 +19,7 @@ from stream.kpi.settings import KpiConfig
 from stream.kpi.sla import SlaPolicy
 from stream.processor import Processor
 from stream.runtime import snapshots
+from stream.runtime.loop import step
 
 UTC = ZoneInfo("UTC")
 PARTITIONS = 2
@@ -175,3 +176,68 @@ def test_the_served_index_saved_at_a_clean_stop_gives_the_same_warm_start(
         warm.load("tickets", partition, snapshot.records, snapshot.index, snapshot.state_key)
     warm.assign(range(PARTITIONS))
     assert warm.snapshot(NOW) == expected
+
+
+def test_records_copied_in_steps_while_events_go_on_plus_the_changelog_since_give_the_live_state(
+    tmp_path: Path,
+) -> None:
+    """The 5-minute save copies a partition's records in steps (`Runtime.save_snapshots`),
+    events changing, adding and removing records between the steps. The copy, its index
+    and the changelog written after the copy began must give the live state."""
+    live = ticket_processor()
+    first_half(live)  # T0..T39 opened 3 h ago, one a minute
+    before = {p: live.records("tickets", p) for p in range(PARTITIONS)}
+    # A redelivered opening: T30 is decoded to fold it, and stays so (nothing changed).
+    t30 = partition_of("T30", PARTITIONS)
+    opening = line(opened("T30", NOW - 3 * HOUR + 30 * MINUTE))
+    assert live.handle("cs.ticket.opened", t30, b"T30", opening, NOW).kind == "duplicate"
+    steps = {p: live.record_steps("tickets", p, keys_per_step=4) for p in range(PARTITIONS)}
+    copies: dict[int, dict[str, bytes]] = {}
+    taken = 0
+
+    def take_a_step() -> None:
+        nonlocal taken
+        for partition, partition_steps in steps.items():
+            if partition not in copies:
+                copy = step(partition_steps)
+                taken += 1
+                if copy is not None:
+                    copies[partition] = copy
+
+    take_a_step()
+    # The retention sweep removes T0..T4 (opened first, nothing since): tombstones.
+    sweep_at = NOW - 3 * HOUR + 5 * MINUTE + live.kinds["tickets"].retention_ms
+    removed = live.expire(sweep_at)
+    assert sorted(key for _, _, key in removed) == [f"T{n}" for n in range(5)]
+    tail: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in range(PARTITIONS)}
+    for _, partition, key in removed:
+        tail[partition].append((key.encode(), None))
+    tail[t30] += handle(live, "cs.ticket.first_reply", "T30", line(first_reply("T30", NOW)))
+    take_a_step()
+    for partition, records in second_half(live).items():  # changes T0..T19, adds N1, N2
+        tail[partition] += records
+    while len(copies) < PARTITIONS:
+        take_a_step()
+    assert taken > 2 * PARTITIONS  # the events fell between steps, not before or after
+    # T30 was copied as the reply left it (a few events late), the rest as before.
+    assert copies[t30]["T30"] == live.records("tickets", t30)["T30"] != before[t30]["T30"]
+    assert {k: v for k, v in copies[t30].items() if k != "T30"} == {
+        k: v for k, v in before[t30].items() if k != "T30"
+    }
+
+    warm = Processor(KpiConfig(), UTC, PARTITIONS)
+    for partition, copy in copies.items():
+        index = live.index_state("tickets", copy, NOW)
+        snapshots.write(tmp_path, "tickets", partition, 7, copy, index, live.state_key)
+        snapshot = snapshots.read(tmp_path, "tickets", partition)
+        assert snapshot is not None
+        warm.load("tickets", partition, snapshot.records, snapshot.index, snapshot.state_key)
+        warm.restore("tickets", partition, tail[partition])
+    warm.assign(range(PARTITIONS))
+
+    assert warm.snapshot(NOW) == live.snapshot(NOW)
+    for partition in range(PARTITIONS):
+        assert warm.records("tickets", partition) == live.records("tickets", partition)
+    # 40 opened - 5 removed + 2 new - 8 resolved (the odd ones of T5..T19; T1 and T3 were
+    # removed first: their reply and resolve make records without an opening).
+    assert sum(cell.open for cell in warm.snapshot(NOW).live.values()) == 29

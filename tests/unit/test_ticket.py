@@ -22,8 +22,8 @@ from kpi_helpers import (
     to_event,
 )
 
-from stream.kpi.entity import PACKED_SEEN_MAX, has_seen, seen_count, split_seen
-from stream.kpi.ticket import SurveyAnswer, Ticket, dumps, loads, with_mark
+from stream.kpi.entity import PACKED_SEEN_MAX, has_seen, seen_count, split_seen, with_mark
+from stream.kpi.ticket import SurveyAnswer, Ticket, dumps, loads
 
 Opened = tuple[int, str, str, str, str]
 
