@@ -32,7 +32,9 @@ at a time, in batches of 1,000 as the runtime does) and after each second takes 
 scrape takes: the snapshot a partition at a time (the event loop runs between steps) and
 the KPI families of `/metrics`, once without the per-agent cells (`/api/kpis`, `/metrics`)
 and once with them (`/api/agents`, `KPI_AGENT_METRICS=true`). Wall time, the cyclic
-garbage collector's pauses included (they are reported too).
+garbage collector's pauses included (they are reported too), and at the end one full
+collection of the state built, without and with `gc.freeze()` (what the worker does after
+restoring partitions).
 """
 
 from __future__ import annotations
@@ -353,6 +355,19 @@ def scrape_steps(processor: Processor, now_ms: int, per_agent: bool) -> tuple[fl
     return whole, longest
 
 
+def full_collection_ms(freeze: bool = False) -> float:
+    """Wall ms of one full collection of this process's heap (after `gc.freeze()` if
+    `freeze`: then the collector skips what lived before)."""
+    if freeze:
+        gc.freeze()
+    try:
+        started = time.perf_counter()
+        gc.collect()
+        return 1000 * (time.perf_counter() - started)
+    finally:
+        gc.unfreeze()
+
+
 def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
     """What a scrape costs the worker as the events of a run at RATE accumulate."""
     count = scaled(RATE * (WARMUP_S + DURATION_S), quick)
@@ -379,6 +394,8 @@ def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
     finally:
         gc.callbacks.remove(pauses)
         gc.unfreeze()
+    del messages
+    full_gc, frozen_gc = full_collection_ms(), full_collection_ms(freeze=True)
     agents_seen = len(
         processor.snapshot(time.time_ns() // 1_000_000).centre.tickets_by_agent["24h"]
     )
@@ -391,6 +408,8 @@ def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
         Figure("scrape work with per-agent cells, median", median(w for w, _ in full), "ms", note="/api/agents, KPI_AGENT_METRICS=true"),
         Figure("its longest step (all scrapes)", max(step for _, step in full), "ms"),
         Figure("longest GC pause in the run", longest_pause[0], "ms", note=f"generation {longest_pause[1]}; {sum(1 for _, g in pauses.pauses if g == 2)} full collections"),
+        Figure("a full collection of the state at the end", full_gc, "ms", note="what the worker pauses for"),
+        Figure("the same after gc.freeze()", frozen_gc, "ms", note="as the worker does after restoring partitions"),
     ]  # fmt: skip
 
 
