@@ -74,7 +74,7 @@ from bench.common import (
     simulator_events,
 )
 from bench.processor import apply_batches
-from stream.centre_metrics import CentreCollector
+from stream.centre_metrics import CentreCollector, by_agent_exposition
 from stream.kpi.entity import partition_of
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
@@ -343,8 +343,10 @@ def scrape_steps(processor: Processor, now_ms: int, per_agent: bool) -> tuple[fl
     config = processor.config
     capped = snapshot.cap_queues(config.max_queues)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CentreCollector(snapshot, snapshot, config, per_agent))
-    for chunk in (*exposition_chunks(capped, capped, processor.layout), registry):
+    registry.register(CentreCollector(snapshot, snapshot, config))
+    agents = by_agent_exposition(snapshot, config) if per_agent else iter(())
+    texts = itertools.chain(exposition_chunks(capped, capped, processor.layout), agents)
+    for chunk in itertools.chain(texts, (registry,)):
         started = time.perf_counter()
         if isinstance(chunk, str):
             chunk.encode()
