@@ -274,6 +274,16 @@ class Processor:
             index.load_state(state)
             self._indexes[table][partition] = index
 
+    def move_to(self, other: Processor, partition: int) -> None:
+        """Hand a partition's records and indexes (those built) to `other`, which then
+        serves it once assigned: a warm standby taking over, without a copy."""
+        for table in self.tables:
+            other._records[table][partition] = self._records[table].pop(partition, {})
+            index = self._indexes[table].pop(partition, None)
+            if index is not None and partition not in other.assigned:
+                other._indexes[table][partition] = index
+        self.assigned.discard(partition)
+
     def assign(self, partitions: Iterable[int]) -> None:
         """Build the indexes of newly owned partitions from their records (unless a local
         snapshot gave them); serve them."""
