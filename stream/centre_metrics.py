@@ -26,8 +26,8 @@ from stream.kpi.contrib import Layout
 from stream.kpi.gauges import total
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.types import AGENT_STATUSES, NPS_CATEGORIES, OTHER_QUEUE
-from stream.metrics import COUNTS, SUMS, header, labels
+from stream.kpi.types import AGENT_STATUSES, OTHER_QUEUE
+from stream.metrics import COUNTS, SUMS, header, labels, nps_family
 
 CONTACT_KPI_HELP: Final = {
     "contact_service_level_ratio": "Answered within the threshold / (answered + abandoned)",
@@ -226,14 +226,7 @@ def by_agent_exposition(local: Snapshot, config: KpiConfig) -> Iterator[str]:
             yield header(family, f"{doc}, per agent") + "".join(
                 [f"{family}{{{lbl}}} {cell[slot] / divisor!r}\n" for lbl, cell in rows]
             )
-    family = "cs_by_agent_nps_responses"
-    lines = [header(family, "NPS responses by category, per agent")]
-    for offset, category in enumerate(NPS_CATEGORIES):
-        slot = Layout.NPS + offset
-        lines.extend(
-            [f'{family}{{{lbl},category="{category}"}} {cell[slot]}\n' for lbl, cell in nps_rows]
-        )
-    yield "".join(lines)
+    yield nps_family("cs_by_agent_nps_responses", "NPS responses by category, per agent", nps_rows)
 
 
 def _live_contacts(snap: CentreSnapshot) -> Iterator[Metric]:
