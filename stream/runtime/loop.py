@@ -490,6 +490,9 @@ class Runtime:
             started = time.monotonic()
             numbers = frozenset(tp.partition for tp in assigned if tp.topic in self.input_topics)
             lost = self.owned - numbers
+            if lost and self.standbys is not None:  # those now kept warm here stay loaded
+                kept = lost & set(self.assignor.standby)
+                await self.standbys.adopt(self.processor, kept, self._changelog_end)
             if lost:
                 self.processor.revoke(lost)
             new = numbers - self.owned

@@ -81,6 +81,32 @@ class Standbys:
             if dropped or wanted:
                 log.info("standby partitions %s (dropped %s)", sorted(wanted), sorted(dropped))
 
+    async def adopt(
+        self,
+        source: EntityProcessor,
+        partitions: Iterable[int],
+        offsets: Mapping[TopicPartition, int],
+    ) -> None:
+        """Keep as standbys partitions this worker served until now: their records and
+        indexes move from `source` (no copy), complete up to `offsets` (the changelog ends
+        when they were revoked, everything written), from which the tail is read. A
+        partition without an offset for every changelog is left alone."""
+        async with self.lock:
+            numbers = frozenset(
+                p for p in partitions if all(TopicPartition(t, p) in offsets for t in self.table_of)
+            )
+            for partition in numbers:
+                source.move_to(self.processor, partition)
+                for topic in self.table_of:
+                    self.positions[TopicPartition(topic, partition)] = offsets[
+                        TopicPartition(topic, partition)
+                    ]
+            self.processor.assign(numbers)  # their indexes came with them
+            self.indexed |= numbers
+            self._reassign()
+            if numbers:
+                log.info("partitions %s kept as standbys", sorted(numbers))
+
     async def take(
         self, partitions: Iterable[int], into: EntityProcessor
     ) -> dict[TopicPartition, int]:

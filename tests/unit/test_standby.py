@@ -198,3 +198,38 @@ def test_standbys_no_longer_assigned_are_dropped() -> None:
     assert standbys.indexed == {1}
     assert standbys.processor.records("tickets", 0) == {}
     assert set(changelogs.fetch) == {TopicPartition(t, 1) for t in CHANGELOGS.values()}
+
+
+def test_a_partition_no_longer_served_but_kept_as_standby_keeps_its_state_and_tails_on() -> None:
+    live, changelogs, standbys = started()
+    write_events(live, changelogs, 0, 30)
+    changelogs.publish()
+    served = Processor(KpiConfig(), UTC, PARTITIONS)  # a worker that served both so far
+    for tp, records in changelogs.log.items():
+        served.restore("tickets", tp.partition, records)
+    served.assign(range(PARTITIONS))
+    ends = {
+        TopicPartition(t, p): len(changelogs.log.get(TopicPartition(t, p), []))
+        for t in CHANGELOGS.values()
+        for p in range(PARTITIONS)
+    }
+
+    async def scenario() -> Processor:
+        kept = served._indexes["tickets"][1]
+        await standbys.adopt(served, [1], ends)  # partition 1 moved away, kept warm here
+        served.revoke([1])
+        assert standbys.processor._indexes["tickets"][1] is kept  # moved, not rebuilt
+        await standbys.follow([1])  # the assignment's standbys: 1 stays, nothing read again
+        assert standbys.positions[TopicPartition(TICKETS, 1)] == ends[TopicPartition(TICKETS, 1)]
+        write_events(live, changelogs, 30, 45)  # the new owner writes on
+        changelogs.publish()
+        await tail(standbys, 40)
+        tp = TopicPartition(TICKETS, 1)
+        assert ends[tp] < standbys.positions[tp] == changelogs.published[tp]  # tailed on
+        return await promoted(standbys, [1], changelogs)
+
+    active = asyncio.run(scenario())
+    cold = cold_restore(changelogs)
+    cold.revoke([0])
+    assert active.snapshot(NOW) == cold.snapshot(NOW)
+    assert served.snapshot(NOW).partitions == frozenset({0})
