@@ -20,6 +20,7 @@ rate the worker sustains.
 
     python -m bench.latency --agents 200     # the same events, agent ids folded onto 200
     python -m bench.latency --in-process     # no broker: what a scrape costs the worker
+    python -m bench.latency --mixed          # contacts and agent statuses besides tickets
 
 The simulator names one agent per 8 tickets of its peak hour: 31,250 agents for the
 events of a full run, since 5,000 events/s is a very large centre. `--agents N` keeps every
@@ -297,9 +298,11 @@ def folded(events: list[Message], agents: int | None) -> list[Message]:
     return out
 
 
-def run(bootstrap: str, workdir: Path, quick: bool, agents: int | None = None) -> list[Figure]:
+def run(
+    bootstrap: str, workdir: Path, quick: bool, agents: int | None = None, mixed: bool = False
+) -> list[Figure]:
     duration = 15 if quick else DURATION_S
-    events = folded(simulator_events(scaled(1_000_000, quick)), agents)
+    events = folded(simulator_events(scaled(1_000_000, quick), mixed=mixed), agents)
     figures = at_rate(bootstrap, workdir, events, RATE, duration)
     lower = at_rate(bootstrap, workdir, events, LOWER_RATE, duration)
     for figure in lower:  # for information: the targets are at RATE
@@ -350,12 +353,14 @@ def scrape_steps(processor: Processor, now_ms: int, per_agent: bool) -> tuple[fl
     return whole, longest
 
 
-def in_process(quick: bool, agents: int | None) -> list[Figure]:
+def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
     """What a scrape costs the worker as the events of a run at RATE accumulate."""
     count = scaled(RATE * (WARMUP_S + DURATION_S), quick)
     messages = [
         (topic, partition_of(key.decode(), PARTITIONS), key, value)
-        for topic, key, value in folded(simulator_events(scaled(1_000_000, quick)), agents)[:count]
+        for topic, key, value in folded(
+            simulator_events(scaled(1_000_000, quick), mixed=mixed), agents
+        )[:count]
     ]
     processor = Processor(KpiConfig(), ZoneInfo("UTC"), PARTITIONS)
     processor.assign(range(PARTITIONS))
@@ -393,14 +398,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="end-to-end latency")
     parser.add_argument("--agents", type=int, help="fold the agent ids onto this many agents")
     parser.add_argument("--in-process", action="store_true", help="no broker: scrape cost")
+    parser.add_argument("--mixed", action="store_true", help="contacts and agents besides tickets")
     parser.add_argument("--quick", action="store_true", help="a tenth of the events (smoke run)")
     options = parser.parse_args()
     print(machine_facts(), flush=True)
     if options.in_process:
-        print_figures("scrape cost in-process", in_process(options.quick, options.agents))
+        figures = in_process(options.quick, options.agents, options.mixed)
+        print_figures("scrape cost in-process", figures)
     else:
         with local_broker() as bootstrap:
-            figures = run(bootstrap, run_dir(), options.quick, options.agents)
+            figures = run(bootstrap, run_dir(), options.quick, options.agents, options.mixed)
         print_figures("end-to-end latency", figures)
     print(machine_facts())
 

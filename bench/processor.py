@@ -1,6 +1,6 @@
 """The processor alone, in this process: cost per event, bulk restore, memory, scrape steps.
 
-    python -m bench.processor [--quick]
+    python -m bench.processor [--quick] [--handle-only]
 
 No broker: it isolates what `stream/processor.py` costs from the Kafka I/O around it.
 - handle: the simulator's events through `Processor.handle`, with the changelog value of
@@ -324,9 +324,13 @@ def run(_bootstrap: str | None, _workdir: object, quick: bool) -> list[Figure]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the events (smoke run)")
-    quick = parser.parse_args().quick
+    parser.add_argument(
+        "--handle-only", action="store_true", help="only the cost per event (~1 minute)"
+    )
+    args = parser.parse_args()
     print(machine_facts(), flush=True)
-    print_figures("the processor alone", run(None, None, quick))
+    figures = handle_cost(args.quick) if args.handle_only else run(None, None, args.quick)
+    print_figures("the processor alone", figures)
     print(machine_facts())
 
 

@@ -114,7 +114,7 @@ class Processor:
     ) -> Outcome:
         """Validate and apply one message of (unprefixed) `topic` / `partition`."""
         self.last_processed_ms = now_ms
-        event = decode(value or b"", now_ms, topic=topic, key=key)
+        event = decode(value or b"", now_ms, topic, key)
         if isinstance(event, Rejection):
             return self._rejected(topic, event)
         if key is None:
@@ -126,9 +126,10 @@ class Processor:
         kind = self.kind_of_topic[topic]
         table = kind.table
         key = event.entity_id
-        records = self._records[table].get(partition)
+        tables = self._records[table]
+        records = tables.get(partition)
         if records is None:
-            records = self._records[table][partition] = {}
+            records = tables[partition] = {}
         stored = records.get(key)
         record: EntityRecord | None
         if type(stored) is bytes:
@@ -183,7 +184,9 @@ class Processor:
 
         The record is kept as that value from now on, until an event touches it again.
         """
-        records = self._records[table].get(partition, {})
+        records = self._records[table].get(partition)
+        if records is None:
+            return None
         record = records.get(key)
         if record is None or type(record) is bytes:
             return record

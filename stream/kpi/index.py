@@ -12,7 +12,7 @@ Segments slide incrementally as the clock moves, which keeps a scrape O(label se
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import Counter
 from collections.abc import Iterable
 from itertools import pairwise
@@ -66,9 +66,9 @@ class KpiIndex:
         self.buckets_of_agent: dict[str, int] = {}
         # Label set -> how many minute buckets hold a cell of it: the label sets "seen".
         self.buckets_of: dict[Dims, int] = {}
-        # (first, last, totals) of each non-empty segment, for the updates; and of agents.
-        self.spans: list[tuple[int, int, dict[Any, list[int]]]] = []
-        self.agent_spans: list[tuple[int, int, dict[Any, list[int]]]] = []
+        # The segments' first buckets and the last one, for the updates to find a bucket's.
+        self.starts: list[int] = []
+        self.last = -1
         self.horizon: int | None = None  # oldest bucket kept
         self.open: dict[Dims, int] = {}
         # Per label set, sorted (SLA clock at opening, opened_at) of unanswered tickets.
@@ -81,20 +81,27 @@ class KpiIndex:
             return
         old = NOTHING if old is None else old
         new = NOTHING if new is None else new
-        for old_parts, new_parts, agents in (
-            (old.parts, new.parts, False),
-            (old.agent_parts, new.agent_parts, True),
-        ):
-            if old_parts != new_parts:
-                gone = [p for p in old_parts if p not in new_parts]
-                if gone:
-                    self._add(gone, -1, agents)
-                added = [p for p in new_parts if p not in old_parts]
-                if added:
-                    self._add(added, 1, agents)
+        if old.parts != new.parts:
+            self._replace(old.parts, new.parts, False)
+        if old.agent_parts != new.agent_parts:
+            self._replace(old.agent_parts, new.agent_parts, True)
         if old.open != new.open or old.awaiting != new.awaiting or old.dims != new.dims:
             self._add_live(old, -1)
             self._add_live(new, 1)
+
+    def _replace(
+        self,
+        old_parts: tuple[tuple[int, Any, Increments], ...],
+        new_parts: tuple[tuple[int, Any, Increments], ...],
+        agents: bool,
+    ) -> None:
+        """Take out the parts only in `old_parts`, add those only in `new_parts`."""
+        kept = len(old_parts)
+        if new_parts[:kept] == old_parts:  # the usual change: a part comes at the end
+            self._add(new_parts[kept:], 1, agents)
+            return
+        self._add([p for p in old_parts if p not in new_parts], -1, agents)
+        self._add([p for p in new_parts if p not in old_parts], 1, agents)
 
     def build(self, contributions: list[Contribution]) -> None:
         """Add the contributions of many tickets into this (empty) index at once.
@@ -195,11 +202,8 @@ class KpiIndex:
         self.horizon = horizon
 
     def _place_spans(self) -> None:
-        placed = [(at, first, last) for at, (first, last) in enumerate(self.segments)]
-        self.spans = [(first, last, self.totals[at]) for at, first, last in placed if first <= last]
-        self.agent_spans = [
-            (first, last, self.agent_totals[at]) for at, first, last in placed if first <= last
-        ]
+        self.starts = [first for first, _ in self.segments]
+        self.last = self.segments[-1][1] if self.segments else -1
 
     def _add(self, parts: Iterable[tuple[int, Any, Increments]], sign: int, agents: bool) -> None:
         """Add (sign 1) or remove (-1) (bucket, key, increments) parts in their bucket's cells
@@ -212,10 +216,10 @@ class KpiIndex:
         if agents:
             all_cells: dict[int, dict[Any, list[int]]] = self.agent_cells
             buckets_of: dict[Any, int] = self.buckets_of_agent
-            spans = self.agent_spans
+            totals_of: list[dict[Any, list[int]]] = self.agent_totals
         else:
-            all_cells, buckets_of, spans = self.cells, self.buckets_of, self.spans
-        horizon, size = self.horizon, self.layout.size
+            all_cells, buckets_of, totals_of = self.cells, self.buckets_of, self.totals
+        horizon, starts, newest, size = self.horizon, self.starts, self.last, self.layout.size
         for b, key, increments in parts:
             if horizon is not None and b < horizon:
                 continue  # already dropped (or never kept): nothing to add or take out
@@ -230,12 +234,12 @@ class KpiIndex:
             elif len(cell) < top:
                 cell.extend([0] * (top - len(cell)))
             total: list[int] | None = None  # in the segment holding b, if any
-            for first, last, totals in spans:
-                if first <= b <= last:
-                    total = totals.get(key)
-                    if total is None:
-                        total = totals[key] = [0] * size
-                    break
+            at = bisect_right(starts, b) - 1  # of two equal starts the later: the non-empty
+            if at >= 0 and b <= newest:
+                totals = totals_of[at]
+                total = totals.get(key)
+                if total is None:
+                    total = totals[key] = [0] * size
             if sign > 0:  # a part counts at least one thing: no cell becomes zeros
                 for slot, amount in increments:
                     cell[slot] += amount
@@ -265,7 +269,9 @@ class KpiIndex:
             else:
                 del self.open[dims]
         if contribution.awaiting is not None:
-            waiting = self.awaiting.setdefault(dims, [])
+            waiting = self.awaiting.get(dims)
+            if waiting is None:
+                waiting = self.awaiting[dims] = []
             if sign > 0:
                 insort(waiting, contribution.awaiting)
             else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -210,10 +210,18 @@ def loads(raw: bytes) -> Ticket:
 
 
 class TicketKind:
-    """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy."""
+    """Tickets as an entity kind (`stream.kpi.entity.EntityKind`) under one KPI policy.
+
+    The per-event functions are the module's own (static), not wrappers: a call less each.
+    """
 
     table = TABLE
     topics = TICKET_TOPICS
+    new = staticmethod(Ticket)
+    apply = staticmethod(apply)
+    dumps = staticmethod(dumps)
+    loads = staticmethod(loads)
+    last_event_at = staticmethod(last_event_at_after_seen)
 
     def __init__(self, config: KpiConfig, tz: ZoneInfo) -> None:
         self.policy = config.sla
@@ -221,23 +229,8 @@ class TicketKind:
         self.tz = tz
         self.retention_ms = config.retention_ms
 
-    def new(self) -> Ticket:
-        return Ticket()
-
-    def apply(self, record: Ticket, event: Any) -> bool:
-        return apply(record, event)
-
     def contribution(self, record: Ticket) -> Contribution | None:
         return contribution(record, self.policy, self.layout)
 
     def new_index(self) -> KpiIndex:
         return KpiIndex(self.policy, self.layout, self.tz)
-
-    def dumps(self, record: Ticket) -> bytes:
-        return dumps(record)
-
-    def loads(self, raw: bytes) -> Ticket:
-        return loads(raw)
-
-    def last_event_at(self, raw: bytes) -> int:
-        return last_event_at_after_seen(raw)

@@ -155,3 +155,41 @@ def test_agent_codec_round_trips(events: list[dict[str, Any]]) -> None:
     record = agent.loads(raw)
     assert agent.dumps(record) == raw
     assert record.seen == agent.seen_of(record.timeline)
+
+
+@PROPERTY_SETTINGS
+@given(
+    orders=two_orders(contact_events, 5),
+    scrapes=st.lists(
+        st.tuples(st.sampled_from([0, 2, 5, 20]), st.integers(-3600, 5 * 3600)), max_size=8
+    ),
+    final_s=st.integers(0, 6 * 3600),
+    data=st.data(),
+)
+def test_contact_totals_slid_between_scrapes_equal_a_rebuild(
+    orders: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    scrapes: list[tuple[int, int]],
+    final_s: int,
+    data: st.DataObject,
+) -> None:
+    """Window totals kept up per event and slid at each scrape (near the events, across
+    midnight, buckets leaving every window, events ahead of a scrape) equal an index built
+    from the final records."""
+    events, _ = orders
+    at = sorted(NOW - hours * HOUR + s * SECOND for hours, s in scrapes)
+    last = max([NOW + final_s * SECOND, *at])
+    served = Processor(KpiConfig(), ZoneInfo("UTC"), partitions=1)
+    served.assign([0])
+    for payload in events:
+        event = to_event(payload)
+        served.apply(TOPIC_OF_TYPE[event.type], 0, event)
+        while at and data.draw(st.booleans()):
+            served.snapshot(at.pop(0), per_agent=data.draw(st.booleans()))
+    rebuilt = Processor(KpiConfig(), ZoneInfo("UTC"), partitions=1)
+    for payload in events:
+        event = to_event(payload)
+        rebuilt.apply(TOPIC_OF_TYPE[event.type], 0, event)
+    rebuilt.assign([0])
+    assert served.snapshot(last) == rebuilt.snapshot(last)
+    lean = served.snapshot(last, per_agent=False).centre
+    assert lean.contacts == rebuilt.snapshot(last).centre.contacts
