@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import latency, processor, recovery, throughput
+from bench import failover, latency, processor, recovery, throughput
 from bench.common import Figure, local_broker, machine_facts, print_figures, run_dir
 
 BENCHMARKS = (
@@ -16,6 +16,7 @@ BENCHMARKS = (
     ("replay throughput", throughput.run),
     ("end-to-end latency", latency.run),
     ("recovery, memory and scrape time", recovery.run),
+    ("failover: a dead worker's partitions on another worker", failover.run),
 )
 
 

@@ -387,6 +387,7 @@ class Settings:
     replication_factor: int = 1
     session_timeout_s: int = 30
     group_instance_id: str | None = None
+    standby_replicas: int = 1  # KPI_STANDBY_REPLICAS: warm copies of each partition elsewhere
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     kpi: KpiConfig = field(default_factory=KpiConfig)
     agent_metrics: bool = False  # KPI_AGENT_METRICS: per-agent series on /metrics
@@ -447,6 +448,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         replication_factor=number("KPI_REPLICATION_FACTOR", 1, 1, 10),
         session_timeout_s=number("KPI_KAFKA_SESSION_TIMEOUT_S", 30, 6, 300),
         group_instance_id=text("KPI_GROUP_INSTANCE_ID"),
+        standby_replicas=number("KPI_STANDBY_REPLICAS", Settings.standby_replicas, 0, 1),
         security=kafka_security_from_env(env),
         kpi=kpi,
         agent_metrics=agent_metrics_from_env(env),

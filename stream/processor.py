@@ -33,9 +33,7 @@ from stream.kpi.entity import (
     Index,
     admit,
     fingerprint,
-    has_seen,
     partition_of,
-    seen_count,
 )
 from stream.kpi.event import Event
 from stream.kpi.index import STATE_LAYOUT
@@ -136,7 +134,6 @@ class Processor:
             record = records[key] = kind.loads(stored)
         else:
             record = stored  # type: ignore[assignment]  # a record or None
-        mark = fingerprint(event.event_id)
         index = self._indexes[table].get(partition)
         old = None
         if record is None:
@@ -144,17 +141,15 @@ class Processor:
             if self.partitions > 1 and partition_of(key, self.partitions) != partition:
                 return self._rejected(topic, WRONG_PARTITION)
             record = records[key] = kind.new()
-            duplicate = False
-        else:
-            duplicate = has_seen(record.seen, mark)
-            if not duplicate and seen_count(record.seen) >= self.max_events:
-                return self._rejected(topic, TOO_MANY_EVENTS)
-            if index is not None:
-                old = kind.contribution(record)
+        elif index is not None:
+            old = kind.contribution(record)  # the seen set is not part of it
+        added = admit(record, fingerprint(event.event_id), event.occurred_at, self.max_events)
+        if added is None:
+            return self._rejected(topic, TOO_MANY_EVENTS)
         last = self.last_event_occurred_ms
         if last is None or event.occurred_at > last:
             self.last_event_occurred_ms = event.occurred_at
-        if duplicate:
+        if not added:
             # A seen id is still folded in: a redelivery changes nothing, and two different
             # events under one id give the same state in any order (the join of both).
             self.events[topic, "duplicate"] += 1
@@ -167,7 +162,6 @@ class Processor:
             elif not moved:
                 return DUPLICATE
             return Outcome("duplicate", None, table, key)
-        admit(record, mark, event.occurred_at)
         changed = kind.apply(record, event) or old is None
         if index is not None and changed:
             index.update(old, kind.contribution(record))
@@ -273,6 +267,16 @@ class Processor:
             index = self.kinds[table].new_index()
             index.load_state(state)
             self._indexes[table][partition] = index
+
+    def move_to(self, other: Processor, partition: int) -> None:
+        """Hand a partition's records and indexes (those built) to `other`, which then
+        serves it once assigned: a warm standby taking over, without a copy."""
+        for table in self.tables:
+            other._records[table][partition] = self._records[table].pop(partition, {})
+            index = self._indexes[table].pop(partition, None)
+            if index is not None and partition not in other.assigned:
+                other._indexes[table][partition] = index
+        self.assigned.discard(partition)
 
     def assign(self, partitions: Iterable[int]) -> None:
         """Build the indexes of newly owned partitions from their records (unless a local

@@ -41,9 +41,11 @@ def run_worker(
 async def serve(settings: Settings, processor: ProcessorFactory = Processor) -> int:
     """The worker's life: start, process and serve until a signal (0) or a failure (1)."""
     started_ms = time.time_ns() // 1_000_000
-    runtime = Runtime(
-        settings, processor(settings.kpi, settings.timezone, settings.partitions, started_ms)
-    )
+
+    def make() -> EntityProcessor:
+        return processor(settings.kpi, settings.timezone, settings.partitions, started_ms)
+
+    runtime = Runtime(settings, make(), make() if settings.standby_replicas else None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop)

@@ -63,24 +63,28 @@ def seen_count(seen: Seen) -> int:
     return len(seen) // FINGERPRINT_BYTES if isinstance(seen, bytes) else len(seen)
 
 
-def has_seen(seen: Seen, mark: bytes) -> bool:
-    """True when the fingerprint `mark` is in the seen set."""
-    if isinstance(seen, bytes):
-        return with_mark(seen, mark) is None
-    return mark in seen
-
-
-def admit(record: EntityRecord, mark: bytes, occurred_at: int) -> None:
-    """Add an unseen fingerprint and move `last_event_at` (the generic part of a fold)."""
+def admit(record: EntityRecord, mark: bytes, occurred_at: int, max_events: int) -> bool | None:
+    """Add the fingerprint `mark` to the seen set and move `last_event_at` (the generic part
+    of a fold): True when added, False when it was seen already (a duplicate), None when the
+    set holds `max_events` ids without it. Only True changes the record."""
     seen = record.seen
     if isinstance(seen, set):
+        if mark in seen:
+            return False
+        if len(seen) >= max_events:
+            return None
         seen.add(mark)
-    elif len(seen) < PACKED_SEEN_MAX * FINGERPRINT_BYTES:
-        record.seen = with_mark(seen, mark) or seen
     else:
-        record.seen = {*split_seen(seen), mark}
+        grown = with_mark(seen, mark)
+        if grown is None:
+            return False
+        if seen_count(seen) >= max_events:
+            return None
+        small = len(grown) <= PACKED_SEEN_MAX * FINGERPRINT_BYTES
+        record.seen = grown if small else set(split_seen(grown))
     if occurred_at > record.last_event_at:
         record.last_event_at = occurred_at
+    return True
 
 
 def with_mark(marks: bytes, mark: bytes) -> bytes | None:

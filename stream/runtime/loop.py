@@ -40,6 +40,7 @@ from stream.runtime import topics as topic_setup
 from stream.runtime.assignor import CoPartitionAssignor
 from stream.runtime.pipeline import Offsets, Pipeline, Send
 from stream.runtime.recovery import Records, in_child, other_cores, read_changelogs
+from stream.runtime.standby import Standbys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +102,7 @@ class EntityProcessor(Protocol):
         state: list[object] | None,
         state_key: str,
     ) -> None: ...
+    def move_to(self, other: Any, partition: int) -> None: ...
     def assign(self, partitions: Iterable[int]) -> None: ...
     def revoke(self, partitions: Iterable[int]) -> None: ...
     def expire(self, now_ms: int) -> list[tuple[str, int, str]]: ...
@@ -149,14 +151,20 @@ def now_ms() -> int:
 class Runtime:
     """One worker's Kafka side. `start`, then `run` until `stop` (or a failure)."""
 
-    def __init__(self, settings: Settings, processor: EntityProcessor) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processor: EntityProcessor,
+        standby: EntityProcessor | None = None,
+    ) -> None:
+        """`standby`: a processor of its own for warm standby partitions (None: none kept)."""
         self.settings = settings
         self.processor = processor
         prefix = settings.topic_prefix
         self.input_topics = tuple(prefix + t for t in processor.topics)
         self.dlq_topic = prefix + DLQ_TOPIC
         self.changelogs = {t: f"{settings.app_id}-{t}-changelog" for t in processor.tables}
-        self.assignor = CoPartitionAssignor(settings.web_url)
+        self.assignor = CoPartitionAssignor(settings.web_url, settings.standby_replicas)
         self.snapshot_dir = settings.data_dir / settings.app_id
         self.lock = asyncio.Lock()
         self.owned: frozenset[int] = frozenset()
@@ -200,6 +208,20 @@ class Runtime:
             fetch_max_bytes=64 * 1024 * 1024,
             **common,
         )
+        self.standbys = (
+            None
+            if standby is None
+            else Standbys(
+                AIOKafkaConsumer(
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_partition_fetch_bytes=16 * 1024 * 1024,
+                    **common,
+                ),
+                standby,
+                self.changelogs,
+            )
+        )
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=5, max_batch_size=1024 * 1024, **common
         )
@@ -224,6 +246,8 @@ class Runtime:
         self.dlq_partitions = counts[self.dlq_topic]
         await self.producer.start()
         await self.restorer.start()
+        if self.standbys is not None:
+            await self.standbys.consumer.start()
         await self.consumer.start()
         self.consumer.subscribe(self.input_topics, listener=_Listener(self))
 
@@ -234,6 +258,8 @@ class Runtime:
             asyncio.create_task(self._every(self._sweep_interval(), self._sweep)),
             asyncio.create_task(self._every(SNAPSHOT_INTERVAL_S, self.save_snapshots)),
         ]
+        if self.standbys is not None:
+            timers.append(asyncio.create_task(self.standbys.run()))
         loop = asyncio.create_task(self._loop())
         stopped: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
         failed = self.pipeline.failed
@@ -277,7 +303,8 @@ class Runtime:
         async with self.lock:
             self.serving = False
         await self.pipeline.close()
-        for client in (self.consumer, self.restorer, self.producer):
+        standby = () if self.standbys is None else (self.standbys.consumer,)
+        for client in (self.consumer, self.restorer, *standby, self.producer):
             try:
                 await client.stop()
             except KafkaError as exc:
@@ -465,6 +492,9 @@ class Runtime:
             started = time.monotonic()
             numbers = frozenset(tp.partition for tp in assigned if tp.topic in self.input_topics)
             lost = self.owned - numbers
+            if lost and self.standbys is not None:  # those now kept warm here stay loaded
+                kept = lost & set(self.assignor.standby)
+                await self.standbys.adopt(self.processor, kept, self._changelog_end)
             if lost:
                 self.processor.revoke(lost)
             new = numbers - self.owned
@@ -481,6 +511,8 @@ class Runtime:
             positioning = time.monotonic()
             await self._load_positions(assigned)
             self.serving = True
+            if self.standbys is not None:
+                await self.standbys.follow(set(self.assignor.standby) - numbers)
             log.info(
                 "assigned partitions %s (%d records restored for %s; restore %.2f s, "
                 "index %.2f s, input positions %.2f s) in %.2f s",
@@ -513,9 +545,13 @@ class Runtime:
         started = time.monotonic()
         ends = await self.restorer.end_offsets(tps) if tps else {}
         ended = time.monotonic()
+        warm = {} if self.standbys is None else await self.standbys.take(partitions, self.processor)
         starts = {}
         count = 0
         for tp in tps:
+            if tp in warm:  # taken over from a standby: only the tail after its offset
+                starts[tp] = warm[tp]
+                continue
             table = table_of[tp.topic]
             snapshot = await asyncio.to_thread(
                 snapshots.read, self.snapshot_dir, table, tp.partition
@@ -545,7 +581,7 @@ class Runtime:
                         self._index_in_child(table_of[tp.topic], partition, children)
                     )
                     for tp, start in mine.items()
-                    if start == 0
+                    if start == 0 and tp not in warm
                 ]
         read = time.monotonic()
         built = sum(await asyncio.gather(*builds))

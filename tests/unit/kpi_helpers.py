@@ -12,7 +12,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.events import ENTITY_ID_FIELD, decode
-from stream.kpi.entity import admit, fingerprint, has_seen
+from stream.kpi.entity import admit, fingerprint
 from stream.kpi.event import Event
 from stream.kpi.settings import KpiConfig
 from stream.kpi.ticket import Ticket, apply, dumps, loads
@@ -125,9 +125,8 @@ def merge(ticket: Ticket | None, event: Event) -> tuple[Ticket, bool]:
     """Fold one event into a copy of `ticket` as the processor does: (record, duplicate)."""
     new = Ticket() if ticket is None else loads(dumps(ticket))
     mark = fingerprint(event.event_id)
-    if has_seen(new.seen, mark):
+    if not admit(new, mark, event.occurred_at, max_events=10**9):
         return new, True
-    admit(new, mark, event.occurred_at)
     apply(new, event)
     return new, False
 

@@ -258,6 +258,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.kpi == KpiConfig()
     assert settings.web_host == "127.0.0.1"
     assert settings.cluster_token is None
+    assert settings.standby_replicas == 1
 
 
 def test_environment_values_are_read(tmp_path: Path) -> None:
@@ -273,6 +274,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
             "KPI_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
             "KPI_KAFKA_SASL_USERNAME": "kpi",
             "KPI_KAFKA_SASL_PASSWORD": "secret",
+            "KPI_STANDBY_REPLICAS": "0",
         }
     )
     assert settings.broker == "kafka://10.0.0.1:9093"
@@ -283,6 +285,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "data"
     assert settings.partitions == 12
     assert settings.security.protocol == "SASL_SSL"
+    assert settings.standby_replicas == 0
 
 
 @pytest.mark.parametrize(
@@ -337,6 +340,8 @@ def test_blank_environment_values_mean_defaults() -> None:
             {"KPI_KAFKA_SECURITY_PROTOCOL": "TLS"}, "KPI_KAFKA_SECURITY_PROTOCOL", id="protocol"
         ),
         pytest.param({"KPI_KAFKA_SASL_MECHANISM": "MD5"}, "KPI_KAFKA_SASL_MECHANISM", id="sasl"),
+        pytest.param({"KPI_STANDBY_REPLICAS": "2"}, "KPI_STANDBY_REPLICAS", id="standbys-two"),
+        pytest.param({"KPI_STANDBY_REPLICAS": "yes"}, "KPI_STANDBY_REPLICAS", id="standbys-word"),
     ],
 )
 def test_bad_environment_raises_config_error_naming_the_variable(
