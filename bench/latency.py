@@ -32,7 +32,9 @@ at a time, in batches of 1,000 as the runtime does) and after each second takes 
 scrape takes: the snapshot a partition at a time (the event loop runs between steps) and
 the KPI families of `/metrics`, once without the per-agent cells (`/api/kpis`, `/metrics`)
 and once with them (`/api/agents`, `KPI_AGENT_METRICS=true`). Wall time, the cyclic
-garbage collector's pauses included (they are reported too).
+garbage collector's pauses included (they are reported too), and at the end one full
+collection of the state built, without and with `gc.freeze()` (what the worker does after
+restoring partitions).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from bench.common import (
     simulator_events,
 )
 from bench.processor import apply_batches
-from stream.centre_metrics import CentreCollector
+from stream.centre_metrics import CentreCollector, by_agent_exposition
 from stream.kpi.entity import partition_of
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
@@ -341,8 +343,10 @@ def scrape_steps(processor: Processor, now_ms: int, per_agent: bool) -> tuple[fl
     config = processor.config
     capped = snapshot.cap_queues(config.max_queues)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CentreCollector(snapshot, snapshot, config, per_agent))
-    for chunk in (*exposition_chunks(capped, capped, processor.layout), registry):
+    registry.register(CentreCollector(snapshot, snapshot, config))
+    agents = by_agent_exposition(snapshot, config) if per_agent else iter(())
+    texts = itertools.chain(exposition_chunks(capped, capped, processor.layout), agents)
+    for chunk in itertools.chain(texts, (registry,)):
         started = time.perf_counter()
         if isinstance(chunk, str):
             chunk.encode()
@@ -351,6 +355,19 @@ def scrape_steps(processor: Processor, now_ms: int, per_agent: bool) -> tuple[fl
         step = 1000 * (time.perf_counter() - started)
         longest, whole = max(longest, step), whole + step
     return whole, longest
+
+
+def full_collection_ms(freeze: bool = False) -> float:
+    """Wall ms of one full collection of this process's heap (after `gc.freeze()` if
+    `freeze`: then the collector skips what lived before)."""
+    if freeze:
+        gc.freeze()
+    try:
+        started = time.perf_counter()
+        gc.collect()
+        return 1000 * (time.perf_counter() - started)
+    finally:
+        gc.unfreeze()
 
 
 def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
@@ -379,6 +396,8 @@ def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
     finally:
         gc.callbacks.remove(pauses)
         gc.unfreeze()
+    del messages
+    full_gc, frozen_gc = full_collection_ms(), full_collection_ms(freeze=True)
     agents_seen = len(
         processor.snapshot(time.time_ns() // 1_000_000).centre.tickets_by_agent["24h"]
     )
@@ -391,6 +410,8 @@ def in_process(quick: bool, agents: int | None, mixed: bool) -> list[Figure]:
         Figure("scrape work with per-agent cells, median", median(w for w, _ in full), "ms", note="/api/agents, KPI_AGENT_METRICS=true"),
         Figure("its longest step (all scrapes)", max(step for _, step in full), "ms"),
         Figure("longest GC pause in the run", longest_pause[0], "ms", note=f"generation {longest_pause[1]}; {sum(1 for _, g in pauses.pauses if g == 2)} full collections"),
+        Figure("a full collection of the state at the end", full_gc, "ms", note="what the worker pauses for"),
+        Figure("the same after gc.freeze()", frozen_gc, "ms", note="as the worker does after restoring partitions"),
     ]  # fmt: skip
 
 

@@ -1,7 +1,9 @@
 """Prometheus exposition of the contact centre (contract sections 7 and 8).
 
 KPI gauges come from the merged (system-wide) snapshot; additive components, live
-contacts and agents from the snapshot of the partitions this worker owns.
+contacts and agents from the snapshot of the partitions this worker owns. The per-agent
+series (`KPI_AGENT_METRICS`, ~100 per agent) are written as text directly like the ticket
+families (`stream.metrics`); the rest are a few hundred prometheus_client samples.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from stream.kpi.contrib import Layout
 from stream.kpi.gauges import total
 from stream.kpi.settings import KpiConfig
 from stream.kpi.snapshot import Snapshot
-from stream.kpi.types import AGENT_STATUSES, NPS_CATEGORIES, OTHER_QUEUE
-from stream.metrics import COUNTS, SUMS
+from stream.kpi.types import AGENT_STATUSES, OTHER_QUEUE
+from stream.metrics import COUNTS, SUMS, header, labels, nps_family
 
 CONTACT_KPI_HELP: Final = {
     "contact_service_level_ratio": "Answered within the threshold / (answered + abandoned)",
@@ -58,24 +60,20 @@ class CentreCollector:
     """A prometheus_client collector of the contact-centre families at one instant.
 
     `system` is merged over every partition (the KPI gauges, left out unless `complete`),
-    `local` covers this worker's partitions (components, live contacts and agents).
+    `local` covers this worker's partitions (components, live contacts and agents; the
+    per-agent series are `by_agent_exposition`).
     """
 
     def __init__(
-        self,
-        system: Snapshot,
-        local: Snapshot,
-        config: KpiConfig,
-        per_agent: bool,
-        complete: bool = True,
+        self, system: Snapshot, local: Snapshot, config: KpiConfig, complete: bool = True
     ) -> None:
         self.system, self.local = system, local
-        self.config, self.per_agent, self.complete = config, per_agent, complete
+        self.config, self.complete = config, complete
 
     def collect(self) -> Iterator[Metric]:
         if self.complete:  # system-wide gauges only over every partition
             yield from system_families(self.system, self.config)
-        yield from local_families(self.local, self.config, self.per_agent)
+        yield from local_families(self.local, self.config)
 
 
 def system_families(system: Snapshot, config: KpiConfig) -> Iterator[Metric]:
@@ -92,10 +90,10 @@ def system_families(system: Snapshot, config: KpiConfig) -> Iterator[Metric]:
     )
 
 
-def local_families(local: Snapshot, config: KpiConfig, per_agent: bool) -> Iterator[Metric]:
+def local_families(local: Snapshot, config: KpiConfig) -> Iterator[Metric]:
     """Additive components, live contacts and agents of the partitions in `local`."""
     yield from centre_components(
-        local.centre.capped(config.max_queues, config.max_agents), config.max_queues, per_agent
+        local.centre.capped(config.max_queues, config.max_agents), config.max_queues
     )
 
 
@@ -181,7 +179,7 @@ def centre_kpi_gauges(
     yield from (cost, team_cost, per_contact)
 
 
-def centre_components(snap: CentreSnapshot, max_teams: int, per_agent: bool) -> Iterator[Metric]:
+def centre_components(snap: CentreSnapshot, max_teams: int) -> Iterator[Metric]:
     """Additive contact components, live contacts and agents (this worker's partitions)."""
     families = [
         (
@@ -199,40 +197,36 @@ def centre_components(snap: CentreSnapshot, max_teams: int, per_agent: bool) -> 
     yield from (family for family, _, _ in families)
     yield from _live_contacts(snap)
     yield from _agents(snap, max_teams)
-    if per_agent:
-        yield from by_agent_components(snap)
 
 
-def by_agent_components(snap: CentreSnapshot) -> Iterator[Metric]:
-    """`cs_by_agent_…{window,agent}`: every contact and windowed ticket component per
-    agent (capped before); tickets opened are nobody's work, histograms are left out."""
+def by_agent_exposition(local: Snapshot, config: KpiConfig) -> Iterator[str]:
+    """`cs_by_agent_…{window,agent}` as text, a family at a time: every contact and windowed
+    ticket component per agent of `local` (agents beyond `max_agents` as "other"); tickets
+    opened are nobody's work, histograms are left out. `local` needs its per-agent cells."""
+    snap = local.centre.capped(config.max_queues, config.max_agents)
     ticket_components = [
         (name.removeprefix("cs_"), slot, 1, doc)
         for name, doc, slot in COUNTS
         if slot != Layout.OPENED
     ] + [(name.removeprefix("cs_"), slot, 1000, doc) for name, doc, slot in SUMS]
+    nps_rows = []
     for of_agents, components in (
         (snap.by_agent, CONTACT_COMPONENTS),
         (snap.tickets_by_agent, ticket_components),
     ):
+        rows = [
+            (labels(("window", "agent"), (window, agent)), cells[agent])
+            for window, cells in of_agents.items()
+            for agent in sorted(cells)
+        ]
+        if of_agents is snap.tickets_by_agent:
+            nps_rows = rows
         for name, slot, divisor, doc in components:
-            family = GaugeMetricFamily(
-                f"cs_by_agent_{name}", f"{doc}, per agent", labels=["window", "agent"]
+            family = f"cs_by_agent_{name}"
+            yield header(family, f"{doc}, per agent") + "".join(
+                [f"{family}{{{lbl}}} {cell[slot] / divisor!r}\n" for lbl, cell in rows]
             )
-            for window, cells in of_agents.items():
-                for agent in sorted(cells):
-                    family.add_metric([window, agent], cells[agent][slot] / divisor)
-            yield family
-    nps = GaugeMetricFamily(
-        "cs_by_agent_nps_responses",
-        "NPS responses by category, per agent",
-        labels=["window", "agent", "category"],
-    )
-    for window, cells in snap.tickets_by_agent.items():
-        for agent in sorted(cells):
-            for offset, category in enumerate(NPS_CATEGORIES):
-                nps.add_metric([window, agent, category], cells[agent][Layout.NPS + offset])
-    yield nps
+    yield nps_family("cs_by_agent_nps_responses", "NPS responses by category, per agent", nps_rows)
 
 
 def _live_contacts(snap: CentreSnapshot) -> Iterator[Metric]:

@@ -165,14 +165,18 @@ def components(snapshot: Snapshot, layout: Layout) -> Iterator[str]:
                 ]
             )
         yield "".join(lines)
-    name = "cs_nps_responses"
-    lines = [header(name, "NPS responses by category")]
+    yield nps_family("cs_nps_responses", "NPS responses by category", rows)
+
+
+def nps_family(name: str, doc: str, rows: list[tuple[str, list[int]]]) -> str:
+    """The NPS responses of each (rendered labels, cell) row, by category."""
+    lines = [header(name, doc)]
     for offset, category in enumerate(NPS_CATEGORIES):
         slot = Layout.NPS + offset
         lines.extend(
             [f'{name}{{{lbl},category="{category}"}} {cell[slot]}\n' for lbl, cell in rows]
         )
-    yield "".join(lines)
+    return "".join(lines)
 
 
 def live_gauges(snapshot: Snapshot) -> Iterator[str]:

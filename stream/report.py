@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.centre_metrics import CentreCollector
+from stream.centre_metrics import CentreCollector, by_agent_exposition
 from stream.events import Rejection, decode
 from stream.kpi.contrib import Layout
 from stream.kpi.settings import KpiConfig
@@ -73,9 +73,11 @@ def run_batch(lines: Iterable[bytes], now_ms: int, config: KpiConfig, tz: ZoneIn
 def prometheus_text(result: BatchResult, per_agent: bool = False) -> bytes:
     """The families a single worker would serve, in Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CentreCollector(result.snapshot, result.snapshot, result.config, per_agent))
-    tickets = exposition(result.snapshot, result.snapshot, result.layout)
-    return tickets.encode() + generate_latest(registry)
+    registry.register(CentreCollector(result.snapshot, result.snapshot, result.config))
+    text = exposition(result.snapshot, result.snapshot, result.layout)
+    if per_agent:
+        text += "".join(by_agent_exposition(result.snapshot, result.config))
+    return text.encode() + generate_latest(registry)
 
 
 def samples(result: BatchResult, per_agent: bool = False) -> list[dict[str, Any]]:

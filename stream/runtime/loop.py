@@ -15,6 +15,7 @@ partitions move only after every batch is acknowledged and committed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter, defaultdict
@@ -507,6 +508,9 @@ class Runtime:
             restored = await self._restore(new)
             indexing = time.monotonic()
             self.processor.assign(new)
+            # The restored records and indexes live on: moved out of the collector's way, a
+            # full collection no longer walks them (~300 ms at 200,000 tickets, bench.latency).
+            gc.freeze()
             self.owned = numbers
             positioning = time.monotonic()
             await self._load_positions(assigned)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 from collections.abc import Mapping
 from typing import Final, Protocol
@@ -19,7 +20,7 @@ from aiohttp import web
 from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stream.centre_metrics import CentreCollector
+from stream.centre_metrics import CentreCollector, by_agent_exposition
 from stream.config import Settings
 from stream.kpi.centre import CentreSnapshot
 from stream.kpi.snapshot import Snapshot
@@ -154,6 +155,8 @@ class Routes:
             local.cap_queues(max_queues),
             processor.layout,
         )
+        if settings.agent_metrics:
+            chunks = itertools.chain(chunks, by_agent_exposition(local, settings.kpi))
         body = []
         for chunk in chunks:  # a family at a time: the batch loop runs in between
             body.append(chunk.encode())
@@ -171,9 +174,7 @@ class Routes:
             snapshot_ms=system.now_ms,
         )
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(
-            CentreCollector(system, local, settings.kpi, settings.agent_metrics, complete=complete)
-        )
+        registry.register(CentreCollector(system, local, settings.kpi, complete=complete))
         registry.register(HealthCollector(health, settings.topic_prefix))
         body.append(generate_latest(registry))
         return web.Response(body=b"".join(body), headers={"Content-Type": CONTENT_TYPE_LATEST})
