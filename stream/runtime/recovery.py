@@ -59,9 +59,10 @@ async def read_changelogs(
     return count
 
 
-def spare_cores() -> int:
-    """Cores this process may run on besides the one it runs on (0: none)."""
-    return len(os.sched_getaffinity(0)) - 1
+def other_cores() -> bool:
+    """Whether this process may run on more than one core (work in a child then runs
+    beside it, not instead of it)."""
+    return len(os.sched_getaffinity(0)) > 1
 
 
 async def in_child(compute: Callable[[], Any]) -> Any:
