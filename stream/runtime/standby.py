@@ -104,8 +104,8 @@ class Standbys:
             self.processor.assign(numbers)  # their indexes came with them
             self.indexed |= numbers
             self._reassign()
-            if numbers:
-                log.info("partitions %s kept as standbys", sorted(numbers))
+            for partition in sorted(numbers):
+                log.info("standby partition %d ready (kept from serving it)", partition)
 
     async def take(
         self, partitions: Iterable[int], into: EntityProcessor
