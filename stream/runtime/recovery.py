@@ -69,10 +69,9 @@ async def in_child(compute: Callable[[], Any]) -> Any:
     """What `compute()` returns (anything `marshal` takes), computed in a forked child
     process: CPU-bound work on another core, on a copy-on-write view of this process's
     memory as it is now. EOFError if the child died without an answer."""
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(
-        target=_answer, args=(compute, sender), daemon=True
-    )
+    fork = multiprocessing.get_context("fork")
+    receiver, sender = fork.Pipe(duplex=False)
+    child = fork.Process(target=_answer, args=(compute, sender), daemon=True)
     child.start()
     sender.close()
     try:

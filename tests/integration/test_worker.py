@@ -105,6 +105,16 @@ def test_sigkill_restarts_while_events_flow_lose_and_double_count_nothing(
     assert_same(scraped, expected)
 
 
+def _scrape_in_one_minute(workers: list[Worker]) -> list[Samples]:
+    """One scrape of each worker, all computed in the same minute bucket (the 15m and 1h
+    windows move at a minute's turn; scrapes on both sides of it differ rightly)."""
+    for _ in range(3):
+        raw = [w.metrics() for w in workers]
+        if len({bucket(snapshot_ms(r)) for r in raw}) == 1:
+            return raw
+    raise AssertionError("could not scrape every worker within one minute bucket")
+
+
 def test_two_workers_split_partitions_and_agree_then_one_takes_over(
     scenario: Scenario, workers: list[Worker]
 ) -> None:
@@ -120,13 +130,8 @@ def test_two_workers_split_partitions_and_agree_then_one_takes_over(
     owned = [set(first.ready_partitions()), set(second.ready_partitions())]
     assert owned[0] and owned[1] and not owned[0] & owned[1]
     assert owned[0] | owned[1] == set(range(scenario.partitions))
-    for _ in range(3):  # both scrapes must see the same minute
-        raw = [first.metrics(), second.metrics()]
-        instants = [snapshot_ms(r) for r in raw]
-        if bucket(instants[0]) == bucket(instants[1]):
-            break
-    else:
-        raise AssertionError("could not scrape both workers within one minute bucket")
+    raw = _scrape_in_one_minute([first, second])
+    instants = [snapshot_ms(r) for r in raw]
     a, b = kpi_samples(raw[0]), kpi_samples(raw[1])
     gauges = {k: v for k, v in a.items() if k[0] in _GAUGES}
     assert any(k[0].startswith("cs_contact_") for k in gauges), "no contact KPI gauges served"
@@ -372,8 +377,8 @@ def test_rebalance_from_one_to_three_workers_and_back_while_events_flow(
     producer.join()
     wait_caught_up([first, *others])
     gauges = [
-        {k: v for k, v in kpi_samples(w.metrics()).items() if k[0] in _GAUGES}
-        for w in (first, *others)
+        {k: v for k, v in kpi_samples(raw).items() if k[0] in _GAUGES}
+        for raw in _scrape_in_one_minute([first, *others])
     ]
     assert gauges[0], "no KPI gauges served by three workers"
     assert gauges[0] == gauges[1] == gauges[2]
